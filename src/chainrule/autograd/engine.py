@@ -15,6 +15,7 @@ import numpy as np
 from . import function as _fn
 
 _add = np.add
+_ndarray = np.ndarray
 
 
 class GraphFreedError(RuntimeError):
@@ -134,13 +135,18 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None, ac
             for t, gi in zip(node.inputs, gins):
                 if gi is None or not t.requires_grad:
                     continue
+                if not create_graph and gi.__class__ is not _ndarray:
+                    gi = np.asarray(gi)  # NumPy turns 0-d results into scalars
                 p = t.grad_fn
                 if p is None:
                     _deliver_leaf(t, gi, g, create_graph, capture, captured, accumulate)
                 elif p not in grads:
                     grads[p] = gi
-                elif create_graph or p not in owned:
+                elif create_graph:
                     grads[p] = grads[p] + gi
+                elif p not in owned:
+                    s = grads[p] + gi  # a fresh buffer: later contributions are added into it in place
+                    grads[p] = s if s.__class__ is _ndarray else np.asarray(s)
                     owned.add(p)
                 else:
                     _add(grads[p], gi, out=grads[p])

@@ -36,11 +36,11 @@ def _numeric_vjp(fn, inputs, i, vs, eps):
         for k in range(flat.size):
             orig = flat[k]
             flat[k] = orig + eps
-            fp = _flat_outputs(fn(*inputs))
+            fp = [o.data.copy() for o in _flat_outputs(fn(*inputs))]  # outputs may be views of x
             flat[k] = orig - eps
-            fm = _flat_outputs(fn(*inputs))
+            fm = [o.data.copy() for o in _flat_outputs(fn(*inputs))]
             flat[k] = orig
-            num[k] = sum(float(np.sum((a.data - b.data) * v)) for a, b, v in zip(fp, fm, vs)) / (2 * eps)
+            num[k] = sum(float(np.sum((a - b) * v)) for a, b, v in zip(fp, fm, vs)) / (2 * eps)
     return num.reshape(x.shape)
 
 
@@ -107,9 +107,10 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=Tr
     vs = [Tensor(rng.standard_normal(o.shape).astype(o.dtype)) for o in outs0]
 
     def first_grads(*xs):
-        outs = [o for o in _flat_outputs(fn(*xs)) if o.requires_grad]
-        gs = _grad(outs, [xs[i] for i in checked], grad_outputs=vs, create_graph=True, allow_unused=True,
-                   materialize_grads=True)
+        with _fn.enable_grad():  # gradcheck's finite differences run under no_grad
+            outs = [o for o in _flat_outputs(fn(*xs)) if o.requires_grad]
+            gs = _grad(outs, [xs[i] for i in checked], grad_outputs=vs, create_graph=True, allow_unused=True,
+                       materialize_grads=True)
         return tuple(gs)
 
     return gradcheck(first_grads, inputs, eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception,

@@ -86,9 +86,9 @@ def _dims(dim, ndim):
     out = []
     for d in dim:
         d = int(d)
-        if not -max(ndim, 1) <= d < max(ndim, 1):
-            raise IndexError(f"dimension out of range (expected to be in range of "
-                             f"[{-max(ndim, 1)}, {max(ndim, 1) - 1}], but got {d})")
+        n = builtins.max(ndim, 1)
+        if not -n <= d < n:
+            raise IndexError(f"dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {d})")
         out.append(d % ndim if ndim else 0)
     return tuple(sorted(set(out)))
 
@@ -118,6 +118,7 @@ def _shape_error(op, a, b, why):
 
 
 def _check_broadcast(op, x, y):
+    """Raise a clear error (op name and both shapes) when x and y cannot broadcast."""
     try:
         return np.broadcast_shapes(x.shape, y.shape)
     except ValueError:
@@ -192,6 +193,7 @@ class Add(Function):
     def forward(self, a, b):
         if a.shape != b.shape:
             self.shapes = (a.shape, b.shape)
+            _check_broadcast("add", a, b)
         return a + b
 
     def backward(self, g):
@@ -215,6 +217,7 @@ class Sub(Function):
     def forward(self, a, b):
         if a.shape != b.shape:
             self.shapes = (a.shape, b.shape)
+            _check_broadcast("sub", a, b)
         return a - b
 
     def backward(self, g):
@@ -235,6 +238,8 @@ class Mul(Function):
     """y = a * b.  dL/da = g * b, dL/db = g * a."""
 
     def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("mul", a, b)
         return a * b
 
     def backward(self, g):
@@ -255,6 +260,8 @@ class Div(Function):
     """y = a / b.  dL/da = g / b, dL/db = -g a / b^2."""
 
     def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("div", a, b)
         return _floatify(a) / b
 
     def backward(self, g):
@@ -819,7 +826,7 @@ except Exception:  # pragma: no cover
 
 def _erf_exact(x):
     if _math_erf is not None and x.size <= 4096:
-        return _math_erf(x).astype(x.dtype)
+        return np.asarray(_math_erf(x), dtype=np.float64).astype(x.dtype)
     return _erf(x)
 
 
@@ -1531,6 +1538,8 @@ class IndexAdd(Function):
 
 
 def _fmt_index(index):
+    if not isinstance(index, tuple):
+        index = (index,)
     return "[" + ", ".join("array" if isinstance(i, np.ndarray) else repr(i) for i in index) + "]"
 
 
@@ -1663,7 +1672,7 @@ def concatenate(tensors, dim=0):
     d = dim % nd if nd else 0
     ref = tensors[0].shape
     for t in tensors[1:]:
-        if t.ndim != nd or any(a != b for i, (a, b) in enumerate(zip(t.shape, ref)) if i != d):
+        if t.ndim != nd or builtins.any(a != b for i, (a, b) in enumerate(zip(t.shape, ref)) if i != d):
             raise RuntimeError(f"cat: sizes of tensors must match except in dimension {dim}: got "
                                f"{tuple(ref)} and {tuple(t.shape)}")
     return Concatenate.apply(*tensors, dim=d)

@@ -378,19 +378,19 @@ class Tensor:
 
     # ---- in-place operations ------------------------------------------------------------------------
     def add_(self, other, alpha=1):
-        return ops.inplace(self, ops.add, other if alpha == 1 else other * alpha)
+        return ops.inplace(self, Tensor.__add__, other if alpha == 1 else other * alpha)
 
     def sub_(self, other, alpha=1):
-        return ops.inplace(self, ops.sub, other if alpha == 1 else other * alpha)
+        return ops.inplace(self, Tensor.__sub__, other if alpha == 1 else other * alpha)
 
     def mul_(self, other):
-        return ops.inplace(self, ops.mul, other)
+        return ops.inplace(self, Tensor.__mul__, other)
 
     def div_(self, other):
-        return ops.inplace(self, ops.div, other)
+        return ops.inplace(self, Tensor.__truediv__, other)
 
     def pow_(self, other):
-        return ops.inplace(self, ops.pow, other)
+        return ops.inplace(self, Tensor.__pow__, other)
 
     def clamp_(self, min=None, max=None):
         return ops.inplace(self, lambda x: ops.clamp(x, min, max))
