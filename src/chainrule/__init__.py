@@ -56,3 +56,21 @@ subtract = sub
 divide = div
 arctan = atan
 absolute = abs
+
+# Submodules above the autograd layer load on first use, so `import chainrule` stays as cheap as NumPy.
+_LAZY_MODULES = {"nn", "optim", "data", "train", "func", "viz", "scalar", "serialization", "plot", "demos", "cli"}
+_LAZY_ATTRS = {"save": "io", "load": "io", "explain": "explain"}
+
+
+def __getattr__(name):
+    import importlib
+
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_ATTRS:
+        return getattr(importlib.import_module(f".{_LAZY_ATTRS[name]}", __name__), name)
+    raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _LAZY_MODULES | set(_LAZY_ATTRS))
