@@ -175,6 +175,24 @@ class Function:
         t._version = 0
         return t
 
+    @classmethod
+    def apply_scalar(cls, x, c):
+        """``apply(x, c=c)`` without keyword handling: the hot path of ``x * 2.0``, ``x + 1``."""
+        fn = _new(cls)
+        fn.c = c
+        out = fn.forward(x.data)
+        if out.__class__ is not _ndarray:
+            out = _asarray(out)
+        if _grad_enabled and x.requires_grad:
+            return _record(fn, (x,), out)
+        t = _new(_Tensor)
+        t.data = out
+        t.grad_fn = None
+        t.requires_grad = False
+        t.grad = None
+        t._version = 0
+        return t
+
     def forward(self, *arrays):
         raise NotImplementedError(f"{type(self).__name__}.forward")
 

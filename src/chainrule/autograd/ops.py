@@ -340,6 +340,21 @@ class MulScalar(Function):
         return g * self.c
 
 
+class DivScalar(Function):
+    """y = x / c.  dL/dx = g / c."""
+
+    saves_inputs = False
+
+    def forward(self, x):
+        return _floatify(x) / self.c
+
+    def backward(self, g):
+        return g / self.c
+
+    def backward_np(self, g):
+        return g / self.c
+
+
 class RSubScalar(Function):
     """y = c - x.  dL/dx = -g."""
 
@@ -449,12 +464,8 @@ def rsub_scalar(x, c):
 
 
 def div_scalar(x, c):
-    if isinstance(c, (int, float, np.number)) and not isinstance(c, bool):
-        if x.data.dtype.kind != "f":
-            x = cast(x, _dtypes.get_default_dtype())
-        return MulScalar.apply(x, c=1.0 / float(c)) if c != 0 else MulScalar.apply(x, c=math.inf) * 0 + \
-            Div.apply(x, _make(np.zeros((), x.data.dtype)))
-    return div(x, c)
+    r = _scalar_op(DivScalar, x, c)
+    return r if r is not None else div(x, c)
 
 
 def rdiv_scalar(x, c):

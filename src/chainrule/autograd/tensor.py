@@ -17,6 +17,8 @@ from . import function as _fn
 from . import ops
 
 _ndarray = np.ndarray
+_AddScalar = ops.AddScalar
+_MulScalar = ops.MulScalar
 _scalar_types = (int, float, bool, np.integer, np.floating, np.bool_)
 _new = object.__new__
 
@@ -276,6 +278,8 @@ class Tensor:
             if self.data.dtype is other.data.dtype:
                 return ops.Add.apply(self, other)
             return ops.Add.apply(*ops.promote(self, other))
+        if (other.__class__ is float or other.__class__ is int) and self.data.dtype.kind == "f":
+            return _AddScalar.apply_scalar(self, other)
         return ops.add_scalar(self, other)
 
     __radd__ = __add__
@@ -295,6 +299,8 @@ class Tensor:
             if self.data.dtype is other.data.dtype:
                 return ops.Mul.apply(self, other)
             return ops.Mul.apply(*ops.promote(self, other))
+        if (other.__class__ is float or other.__class__ is int) and self.data.dtype.kind == "f":
+            return _MulScalar.apply_scalar(self, other)
         return ops.mul_scalar(self, other)
 
     __rmul__ = __mul__
