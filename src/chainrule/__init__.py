@@ -59,7 +59,7 @@ absolute = abs
 
 # Submodules above the autograd layer load on first use, so `import chainrule` stays as cheap as NumPy.
 _LAZY_MODULES = {"nn", "optim", "data", "train", "func", "viz", "scalar", "serialization", "plot", "demos", "cli"}
-_LAZY_ATTRS = {"save": "io", "load": "io", "explain": "explain"}
+_LAZY_ATTRS = {"save": "io", "load": "io", "explain": "explain", "draw_graph": "viz"}
 
 
 def __getattr__(name):
@@ -68,7 +68,9 @@ def __getattr__(name):
     if name in _LAZY_MODULES:
         return importlib.import_module(f".{name}", __name__)
     if name in _LAZY_ATTRS:
-        return getattr(importlib.import_module(f".{_LAZY_ATTRS[name]}", __name__), name)
+        value = getattr(importlib.import_module(f".{_LAZY_ATTRS[name]}", __name__), name)
+        globals()[name] = value  # importing chainrule.explain bound the module here: the function wins
+        return value
     raise AttributeError(f"module 'chainrule' has no attribute {name!r}")
 
 

@@ -151,9 +151,12 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None, ac
                 else:
                     _add(grads[p], gi, out=grads[p])
             if not retain_graph:
-                d = node.__dict__
-                d.clear()
-                d["_freed"] = True
+                if node._keep:
+                    node.release()
+                else:  # inlined release(): this loop is the hot path of every backward
+                    d = node.__dict__
+                    d.clear()
+                    d["_freed"] = True
     finally:
         _fn._grad_enabled = prev_mode
     return captured

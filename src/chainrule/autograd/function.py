@@ -148,6 +148,7 @@ class Function:
     _freed = False  # set once backward released the saved values
     _retained = None  # weak reference to an output whose .grad the user wants kept (retain_grad)
     _dirty = False  # set when the output was modified in place after this node saved it
+    _keep = ()  # small constants kept after release, so a drawn or explained graph still shows them
 
     @classmethod
     def apply(cls, *tensors, **params):
@@ -224,8 +225,10 @@ class Function:
     def release(self) -> None:
         """Free the saved values (called by the engine after backward unless retain_graph)."""
         d = self.__dict__
+        kept = {k: d[k] for k in self._keep if k in d}
         d.clear()
         d["_freed"] = True
+        d.update(kept)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}Backward>"

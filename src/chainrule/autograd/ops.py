@@ -313,6 +313,8 @@ class Neg(Function):
 class AddScalar(Function):
     """y = x + c.  dL/dx = g."""
 
+    _keep = ("c",)
+
     saves_inputs = False
 
     def forward(self, x):
@@ -327,6 +329,8 @@ class AddScalar(Function):
 
 class MulScalar(Function):
     """y = c x.  dL/dx = c g."""
+
+    _keep = ("c",)
 
     saves_inputs = False
 
@@ -343,6 +347,8 @@ class MulScalar(Function):
 class DivScalar(Function):
     """y = x / c.  dL/dx = g / c."""
 
+    _keep = ("c",)
+
     saves_inputs = False
 
     def forward(self, x):
@@ -357,6 +363,8 @@ class DivScalar(Function):
 
 class RSubScalar(Function):
     """y = c - x.  dL/dx = -g."""
+
+    _keep = ("c",)
 
     saves_inputs = False
 
@@ -373,6 +381,8 @@ class RSubScalar(Function):
 class RDivScalar(Function):
     """y = c / x.  dL/dx = -c g / x^2."""
 
+    _keep = ("c",)
+
     def forward(self, x):
         return self.c / _floatify(x)
 
@@ -387,6 +397,8 @@ class RDivScalar(Function):
 
 class PowScalar(Function):
     """y = x ** c.  dL/dx = c g x^(c-1)."""
+
+    _keep = ("c",)
 
     def forward(self, x):
         c = self.c
@@ -414,6 +426,8 @@ class PowScalar(Function):
 
 class RPowScalar(Function):
     """y = c ** x.  dL/dx = g y log c."""
+
+    _keep = ("c",)
 
     saves_inputs = False
     saves_output = True
