@@ -59,7 +59,8 @@ absolute = abs
 
 # Submodules above the autograd layer load on first use, so `import chainrule` stays as cheap as NumPy.
 _LAZY_MODULES = {"nn", "optim", "data", "train", "func", "viz", "scalar", "serialization", "plot", "demos", "cli"}
-_LAZY_ATTRS = {"save": "io", "load": "io", "explain": "explain", "draw_graph": "viz"}
+_LAZY_ATTRS = {"save": "io", "load": "io", "explain": "explain", "draw_graph": "viz",
+               "set_num_threads": "threads", "get_num_threads": "threads"}
 
 
 def __getattr__(name):
