@@ -508,7 +508,7 @@ def _shape_args(shape):
 
 
 def _raw(x):
-    return x.data if x.__class__ is Tensor else x
+    return x.data if isinstance(x, Tensor) else x
 
 
 def _as_grad(gradient, like) -> Tensor:
