@@ -58,7 +58,8 @@ arctan = atan
 absolute = abs
 
 # Submodules above the autograd layer load on first use, so `import chainrule` stays as cheap as NumPy.
-_LAZY_MODULES = {"nn", "optim", "data", "train", "func", "viz", "scalar", "serialization", "plot", "demos", "cli"}
+_LAZY_MODULES = {"nn", "optim", "data", "train", "func", "viz", "scalar", "serialization", "plot", "demos", "cli", "io",
+                 "threads", "explain"}
 _LAZY_ATTRS = {"save": "io", "load": "io", "explain": "explain", "draw_graph": "viz",
                "set_num_threads": "threads", "get_num_threads": "threads"}
 

@@ -2,7 +2,9 @@
 
 chainrule's heavy lifting is NumPy's BLAS (matrix products).  On small problems two threads lose to one:
 the threads synchronise more than they compute (measured here: below a batch of about 64 rows for a
-784-256-256-10 MLP).  ``chainrule.train.fit`` picks the count from the batch size unless told otherwise.
+784-256-256-10 MLP), and when another program keeps one of the cores busy, threads that wait on each
+other can make an epoch ten times slower.  ``chainrule train`` therefore uses one thread unless given
+``--threads``; ``threads_for_batch`` gives the count that is fastest on an otherwise idle machine.
 Uses threadpoolctl, which finds the BLAS that NumPy actually loaded (OpenBLAS, MKL or BLIS).
 """
 
