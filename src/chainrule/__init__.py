@@ -59,7 +59,7 @@ absolute = abs
 
 # Submodules above the autograd layer load on first use, so `import chainrule` stays as cheap as NumPy.
 _LAZY_MODULES = {"nn", "optim", "data", "train", "func", "viz", "scalar", "serialization", "plot", "demos", "cli", "io",
-                 "threads", "explain"}
+                 "threads"}
 _LAZY_ATTRS = {"save": "io", "load": "io", "explain": "explain", "draw_graph": "viz",
                "set_num_threads": "threads", "get_num_threads": "threads"}
 
