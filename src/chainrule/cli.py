@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train an MLP on MNIST or Fashion-MNIST",
-                       description="Train a multi-layer perceptron on MNIST (the default: >= 98%% test "
+                       description="Train a multi-layer perceptron on MNIST (the default: >= 98% test "
                                    "accuracy in well under a minute on 2 cores) or Fashion-MNIST, and save "
                                    "it as a safetensors file.")
     t.add_argument("--dataset", choices=DATASETS, default=None, help="the dataset (default: mnist)")
@@ -194,9 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how many classes to list (default: 3)")
 
     d = sub.add_parser("demo", help="run a lecture demo (chainrule.demos)",
-                       description="Run one of the lecture demos from chainrule.demos.")
-    d.add_argument("name", metavar="NAME", help="the demo's name")
+                       description="Run one of the lecture demos from chainrule.demos: it prints its "
+                                   "numbers and writes its figures (PNG, needs the plot extra).",
+                       epilog="demos: and-gate, deep-linear, gradient-descent, linear-autoencoder, "
+                              "mnist-mlp, saddle-point, sigmoid-gate, universal-approximation, xor")
+    d.add_argument("name", metavar="NAME", help="the demo's name (see below)")
     d.add_argument("--fast", action="store_true", help="a quick, smaller version")
+    d.add_argument("--out-dir", default=".", metavar="DIR", help="where to write the figures (default: .)")
     return p
 
 
@@ -687,7 +691,7 @@ def cmd_demo(args) -> int:
         raise UsageError("the demos are not available in this installation (the module chainrule.demos "
                          "is missing)") from None
     try:
-        result = demos.run(args.name, fast=args.fast)
+        result = demos.run(args.name, fast=args.fast, out_dir=args.out_dir)
     except (LookupError, ValueError) as e:           # an unknown demo name
         message = e.args[0] if e.args else str(e)
         raise UsageError(f"demo {args.name!r}: {message}") from None
