@@ -50,6 +50,10 @@ from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, s
 
 __version__ = "0.1.0"
 
+from ._malloc import tune as _tune_malloc  # noqa: E402
+
+_tune_malloc()
+
 negative = neg
 multiply = mul
 subtract = sub

@@ -409,18 +409,22 @@ class _ClassTargets:
                              f"{tuple(x.shape)} (classes on dim {0 if x.ndim == 1 else 1}), "
                              f"got {tuple(t.shape)}")
         y = t.reshape(-1).astype(np.int64, copy=False)
-        valid = y != ignore_index
-        bad = valid & ((y < 0) | (y >= C))
-        if bad.any():
-            v = int(y[np.argmax(bad)])
-            raise IndexError(f"{name}: target value {v} is out of range for {C} classes "
-                             f"(valid: 0..{C - 1}, or ignore_index={ignore_index})")
+        if y.size and 0 <= y.min() and y.max() < C and not 0 <= ignore_index < C:
+            valid = np.ones(y.shape, dtype=bool)  # the common case, checked with two reductions
+        else:
+            valid = y != ignore_index
+            bad = valid & ((y < 0) | (y >= C))
+            if bad.any():
+                v = int(y[np.argmax(bad)])
+                raise IndexError(f"{name}: target value {v} is out of range for {C} classes "
+                                 f"(valid: 0..{C - 1}, or ignore_index={ignore_index})")
         dt = x.data.dtype
         w = _const(weight, name)
         if w is not None and w.shape != (C,):
             raise ValueError(f"{name}: weight should be a 1-D tensor of {C} class weights, got shape "
                              f"{w.shape}")
-        self.C, self.shape, self.all_valid = C, t.shape, bool(valid.all())
+        self.C, self.shape = C, t.shape
+        self.all_valid = True if valid.size and valid[0] and valid.all() else bool(valid.all())
         self.weighted = w is not None
         self.y = y if self.all_valid else np.where(valid, y, 0)
         self.valid = valid
@@ -457,7 +461,9 @@ class CrossEntropyFunction(Function):
         self.p = e  # softmax, saved for backward
         lse = (m + np.log(s))[:, 0]  # log sum_c e^(x_ic)
         rows = np.arange(len(ct.y))
-        nll = (lse - xr[rows, ct.y]) * ct.wy  # -w_y log p_y
+        nll = lse - xr[rows, ct.y]  # -log p_y
+        if ct.weighted or not ct.all_valid:
+            nll *= ct.wy  # -w_y log p_y
         eps = self.eps
         if eps:
             # sum_c w_c (-log p_c) = (sum_c w_c) lse - sum_c w_c x_c, without building log p
