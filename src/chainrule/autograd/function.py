@@ -168,6 +168,7 @@ class Function:
             for t in tensors:
                 if t.requires_grad:
                     return _record(fn, tensors, out)
+        # Tensor._make, inlined: this is the per-op hot path (a call costs as much as the five sets).
         t = _new(_Tensor)
         t.data = out
         t.grad_fn = None
