@@ -316,16 +316,16 @@ def test_fashion_mnist_model_remembers_its_data_dir(tmp_path):
 def test_demo_dispatches_to_chainrule_demos(capsys, monkeypatch):
     calls = []
 
-    def run(name, fast=False):
+    def run(name, fast=False, out_dir="."):
         if name != "xor":
             raise KeyError(f"unknown demo {name!r}; available: xor")
-        calls.append((name, fast))
+        calls.append((name, fast, out_dir))
 
     fake = types.ModuleType("chainrule.demos")
     fake.run = run
     monkeypatch.setitem(sys.modules, "chainrule.demos", fake)
-    code, _, _ = main_exit(capsys, "demo", "xor", "--fast")
-    assert code == 0 and calls == [("xor", True)]
+    code, _, _ = main_exit(capsys, "demo", "xor", "--fast", "--out-dir", "figs")
+    assert code == 0 and calls == [("xor", True, "figs")]
     code, _, err = main_exit(capsys, "demo", "nope")
     assert_one_line_error(code, err, "nope", "available")
 

@@ -23,6 +23,7 @@ requires grad.
 from __future__ import annotations
 
 import functools
+import itertools
 
 import numpy as np
 
@@ -131,11 +132,13 @@ class Function:
     """A node of the graph: an operation applied to tensors (see the module docstring).
 
     Slots shared by every node: ``inputs`` (the input Tensors, in order), ``needs_input_grad``
-    (which inputs require grad) and ``_vsum`` (the inputs' version counters at forward time, to
-    detect in-place changes to values backward needs).  The rest lives in the instance dict.
+    (which inputs require grad), ``_vsum`` (the inputs' version counters at forward time, to
+    detect in-place changes to values backward needs) and ``_seq`` (creation order: a node is
+    always created after the nodes of its inputs, so decreasing ``_seq`` is a topological order
+    for backward).  The rest lives in the instance dict.
     """
 
-    __slots__ = ("inputs", "needs_input_grad", "_vsum", "__dict__", "__weakref__")
+    __slots__ = ("inputs", "needs_input_grad", "_vsum", "_seq", "__dict__", "__weakref__")
 
     # False for ops whose backward never reads their inputs' values (add, reshape, ...): an in-place
     # change to such an input before backward is then harmless.
@@ -236,9 +239,11 @@ class Function:
 
 
 _new = object.__new__
+_counter = itertools.count()
 
 
 def _record(fn, tensors, out):
+    fn._seq = next(_counter)
     fn.inputs = tensors
     if len(tensors) == 1:
         fn.needs_input_grad = _TRUE1
