@@ -70,7 +70,8 @@ def run_scalar(reps: int = 5, iters: int = 500) -> dict:
             x = (x * A + B).tanh() * c
         x.backward()
 
-    rows.append({"name": "chainrule.scalar Value: forward + backward", "us_per_op": us_per_op(value_chain, iters, reps)})
+    rows.append({"name": "chainrule.scalar Value: forward + backward",
+                 "us_per_op": us_per_op(value_chain, iters, reps)})
     return {"bench": "scalar", "chain_len": CHAIN_LEN, "rows": rows}
 
 
