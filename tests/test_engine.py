@@ -234,3 +234,18 @@ def test_backward_inputs_argument():
 def test_backward_on_tensor_without_grad_raises_clearly():
     with pytest.raises(RuntimeError, match="does not require grad"):
         cr.tensor([1.0]).sum().backward()
+
+
+def test_gradcheck_catches_a_wrong_backward_and_names_the_element():
+    class BadSquare(cr.autograd.Function):
+        def forward(self, x):
+            return x * x
+
+        def backward(self, g):
+            return g * self.inputs[0] * 3.0  # wrong: should be 2x
+
+    x = cr.tensor([0.5, -1.5], dtype=cr.float64, requires_grad=True)
+    with pytest.raises(cr.autograd.GradcheckError, match=r"input 0 at index \(\d,\)"):
+        cr.autograd.gradcheck(lambda t: BadSquare.apply(t), (x,))
+    assert cr.autograd.gradcheck(lambda t: BadSquare.apply(t), (x,), raise_exception=False) is False
+    assert issubclass(cr.autograd.GradcheckError, RuntimeError)

@@ -15,8 +15,8 @@ from .api import grad as _grad
 from .tensor import Tensor
 
 
-class GradcheckError(AssertionError):
-    pass
+class GradcheckError(RuntimeError):
+    """Raised by gradcheck when the analytic and numerical gradients differ (as torch's GradcheckError)."""
 
 
 def _as_tuple(x):
