@@ -409,30 +409,53 @@ class _ClassTargets:
                              f"{tuple(x.shape)} (classes on dim {0 if x.ndim == 1 else 1}), "
                              f"got {tuple(t.shape)}")
         y = t.reshape(-1).astype(np.int64, copy=False)
-        if y.size and 0 <= y.min() and y.max() < C and not 0 <= ignore_index < C:
-            valid = np.ones(y.shape, dtype=bool)  # the common case, checked with two reductions
-        else:
+        valid = None  # None: every row counts (no ignored targets), the common case
+        if not (y.size and 0 <= y.min() and y.max() < C and not 0 <= ignore_index < C):
             valid = y != ignore_index
             bad = valid & ((y < 0) | (y >= C))
             if bad.any():
                 v = int(y[np.argmax(bad)])
                 raise IndexError(f"{name}: target value {v} is out of range for {C} classes "
                                  f"(valid: 0..{C - 1}, or ignore_index={ignore_index})")
-        dt = x.data.dtype
+            if valid.all():
+                valid = None
         w = _const(weight, name)
         if w is not None and w.shape != (C,):
             raise ValueError(f"{name}: weight should be a 1-D tensor of {C} class weights, got shape "
                              f"{w.shape}")
-        self.C, self.shape = C, t.shape
-        self.all_valid = True if valid.size and valid[0] and valid.all() else bool(valid.all())
+        self.C, self.shape, self.dtype = C, t.shape, x.data.dtype
+        self.all_valid = valid is None
         self.weighted = w is not None
-        self.y = y if self.all_valid else np.where(valid, y, 0)
-        self.valid = valid
-        self.w = np.ones(C, dtype=dt) if w is None else w.astype(dt)
-        if w is None and self.all_valid:
-            self.wy = np.ones(len(y), dtype=dt)
-        else:
-            self.wy = self.w[self.y] * valid
+        self.y = y if valid is None else np.where(valid, y, 0)
+        self._valid = valid
+        self._w = None if w is None else w.astype(self.dtype)
+        self._wy = None
+
+    # Class weights, per-row weights and the valid mask are built only when a formula needs them:
+    # plain cross-entropy (no weights, nothing ignored, no smoothing) never does.
+    @property
+    def valid(self) -> np.ndarray:
+        if self._valid is None:
+            self._valid = np.ones(len(self.y), dtype=bool)
+        return self._valid
+
+    @property
+    def w(self) -> np.ndarray:
+        if self._w is None:
+            self._w = np.ones(self.C, dtype=self.dtype)
+        return self._w
+
+    @property
+    def wy(self) -> np.ndarray:
+        if self._wy is None:
+            self._wy = self.w[self.y] * self.valid if (self.weighted or not self.all_valid) \
+                else np.ones(len(self.y), dtype=self.dtype)
+        return self._wy
+
+    @property
+    def weight_sum(self):
+        """sum_i w_{y_i}: the 'mean' reduction's denominator (the row count when unweighted)."""
+        return len(self.y) if not self.weighted and self.all_valid else self.wy.sum()
 
 
 class CrossEntropyFunction(Function):
@@ -473,8 +496,10 @@ class CrossEntropyFunction(Function):
             loss = nll
         loss = loss.astype(x.dtype, copy=False)
         if self.reduction == "mean":
-            self.denom = ct.wy.sum()
-            with np.errstate(invalid="ignore", divide="ignore"):
+            self.denom = ct.weight_sum
+            if self.denom:
+                return np.asarray(loss.sum() / self.denom, dtype=x.dtype)
+            with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: NaN, as torch
                 return np.asarray(loss.sum() / self.denom, dtype=x.dtype)
         if self.reduction == "sum":
             return np.asarray(loss.sum(), dtype=x.dtype)
@@ -483,8 +508,7 @@ class CrossEntropyFunction(Function):
     def _coef(self, g):
         """dL/dl_i for every row (an ndarray, or a Tensor under create_graph)."""
         if self.reduction == "mean":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return g * (1.0 / self.denom) if self.denom else g * np.nan
+            return g * (1.0 / self.denom) if self.denom else g * np.nan
         if self.reduction == "sum":
             return g
         return g.reshape(-1) if isinstance(g, np.ndarray) else _ops.reshape(g, (-1,))
@@ -493,7 +517,7 @@ class CrossEntropyFunction(Function):
         ct, eps = self.ct, self.eps
         coef = self._coef(g)
         rows = np.arange(len(ct.y))
-        if not eps and not ct.weighted and ct.all_valid and np.ndim(coef) == 0:
+        if not eps and not ct.weighted and ct.all_valid and coef.ndim == 0:
             grad = self.p * coef  # fast path: (p - onehot) * g / N
             grad[rows, ct.y] -= coef
         else:
@@ -534,8 +558,10 @@ class NLLLossFunction(Function):
         xr = _to_rows(x)
         loss = -xr[np.arange(len(ct.y)), ct.y] * ct.wy
         if self.reduction == "mean":
-            self.denom = ct.wy.sum()
-            with np.errstate(invalid="ignore", divide="ignore"):
+            self.denom = ct.weight_sum
+            if self.denom:
+                return np.asarray(loss.sum() / self.denom, dtype=x.dtype)
+            with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: NaN, as torch
                 return np.asarray(loss.sum() / self.denom, dtype=x.dtype)
         if self.reduction == "sum":
             return np.asarray(loss.sum(), dtype=x.dtype)
