@@ -1040,10 +1040,12 @@ def where(cond, a=None, b=None):
     if a is None and b is None:
         return tuple(_make(i.astype(np.int64)) for i in np.nonzero(c))
     a, b = _tensors(a, b)
-    shape = np.broadcast_shapes(c.shape, a.data.shape, b.data.shape)
-    a, b = broadcast_to(a, shape) if a.data.shape != shape and a.requires_grad else a, b
-    if b.data.shape != shape and b.requires_grad:
-        b = broadcast_to(b, shape)
+    try:
+        shape = np.broadcast_shapes(c.shape, a.data.shape, b.data.shape)
+    except ValueError:
+        raise RuntimeError(f"where: condition {tuple(c.shape)}, input {tuple(a.shape)} and other "
+                           f"{tuple(b.shape)} cannot be broadcast together") from None
+    # The mask takes the output's shape; Where's backward reduces each gradient with sum_to.
     return Where.apply(a, b, cond=np.broadcast_to(c.astype(bool), shape))
 
 
