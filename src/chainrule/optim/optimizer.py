@@ -229,16 +229,17 @@ class Optimizer:
         value refuses to backpropagate through it (as with any in-place operation)."""
         p._version += 1
 
-    def _buffer(self, like: np.ndarray, name: str, dtype=None) -> np.ndarray:
-        """A reusable temporary array shaped like ``like`` (contents undefined).
+    def _buffer(self, like: np.ndarray, name: str, dtype=None, shape=None) -> np.ndarray:
+        """A reusable temporary array shaped like ``like`` (or ``shape``; contents undefined).
 
         Parameters of the same shape and dtype share it, so it must not be kept across params.
         """
         dt = like.dtype if dtype is None else np.dtype(dtype)
-        key = (name, like.shape, dt)
+        shape = like.shape if shape is None else shape
+        key = (name, shape, dt)
         buf = self._scratch.get(key)
         if buf is None:
-            buf = self._scratch[key] = np.empty(like.shape, dt)
+            buf = self._scratch[key] = np.empty(shape, dt)
         return buf
 
     def _effective_grad(self, param: np.ndarray, grad: np.ndarray, weight_decay: float,
