@@ -174,3 +174,12 @@ def test_split_chunk_stack_cat_roundtrip():
     assert len(parts) == 4 and cr.cat(parts, dim=1).tolist() == x.tolist()
     assert len(x.chunk(2, dim=0)) == 2
     assert cr.stack([x, x]).shape == (2, 3, 4)
+
+
+def test_bad_data_gets_clear_errors():
+    with pytest.raises(ValueError, match="ragged"):
+        cr.tensor([[1, 2], [3]])
+    with pytest.raises(TypeError, match="cannot make a tensor"):
+        cr.tensor("abc")
+    with pytest.raises(TypeError, match="unknown dtype"):
+        cr.zeros(2, dtype="foo")

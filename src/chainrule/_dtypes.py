@@ -79,7 +79,10 @@ def infer_array(data, dtype=None) -> np.ndarray:
     if isinstance(data, np.generic):
         arr = np.asarray(data)
         return arr.astype(dt) if dt is not None else arr
-    arr = np.array(data)
+    try:
+        arr = np.array(data)
+    except ValueError as e:  # ragged nesting: NumPy's message points inside NumPy, ours at the data
+        raise ValueError(f"cannot make a tensor from ragged data (nested lists of unequal lengths): {e}") from None
     if dt is not None:
         return arr.astype(dt, copy=False)
     k = arr.dtype.kind
