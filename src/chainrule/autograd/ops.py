@@ -9,7 +9,23 @@ To add an op:
    order, several shapes) and compared with torch.
 
 Local derivatives are in the docstrings: for y = f(x), backward receives g = dL/dy and returns
-dL/dx = g * f'(x) (elementwise ops) or the vector-Jacobian product J^T g (the rest).
+dL/dx = g * f'(x) (elementwise ops) or the vector-Jacobian product J^T g (the rest).  An optional
+``backward_np`` repeats the rule on ndarrays for speed (first-order backward only).
+
+Sections, in order (each op's class is followed by its functional form):
+
+=================================  =========================================================
+helpers                            dtype promotion, dims, ``sum_to`` (undoes broadcasting)
+broadcasting pair                  ``SumTo`` <-> ``BroadcastTo``: each is the other's adjoint
+arithmetic                         + - * / ** with tensors, and the scalar-operand variants
+elementwise functions              exp, log, sqrt, sin, ..., activations, maximum, where
+no-grad elementwise ops            comparisons, sign, isnan, floor, ... (no gradient)
+reductions                         sum, mean, var, std, amax, max/min(dim), logsumexp, prod, norm
+shape and indexing                 reshape, permute, getitem <-> IndexAdd, gather, cat, pad, ...
+linear algebra                     matmul (1-D, 2-D, batched) and the fused ``Linear``
+softmax family                     softmax, log_softmax (stable)
+dtype, copies, in-place            cast, clone, the in-place machinery (``inplace``)
+=================================  =========================================================
 """
 
 from __future__ import annotations
