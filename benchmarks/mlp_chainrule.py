@@ -5,8 +5,8 @@ momentum=0.9)``, starting from the shared initial weights (``common.init_weights
 training images in the shared shuffled order (``common.train_order``).  The images stay uint8; each
 batch is gathered and scaled by 1/255, as the torch worker does.
 
-The one chainrule-specific line is ``cr.set_num_threads(threads_for_batch(batch_size))``: below a batch
-of 64 rows one BLAS thread beats two on this problem (``chainrule.train.fit`` does the same by itself).
+The BLAS thread count is the one the harness sets (OMP/OPENBLAS_NUM_THREADS), as for the other
+competitors.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from common import SIZES, init_weights, load_mnist, train_order
 
 import chainrule.nn.functional as F
 from chainrule import nn
-from chainrule.threads import threads_for_batch
 
 LR = 0.1
 MOMENTUM = 0.9
@@ -60,7 +59,6 @@ def epoch(batch_size: int, seed: int = 0, subset: int | None = None) -> tuple[fl
     order = train_order(len(X), seed)
     model = build_model(seed)
     opt = cr.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-    cr.set_num_threads(min(threads_for_batch(batch_size), cr.get_num_threads()))
     n = len(X)
     Xt, yt = cr.from_numpy(X), cr.from_numpy(y)
 
