@@ -392,3 +392,28 @@ def repeat_epoch(module: str, batch_size: int, seed: int = 0, subset: int | None
         "blas": blas_info(),
         "threads_env": os.environ.get("OMP_NUM_THREADS"),
     }
+
+
+# ----------------------------------------------------------------- per-op chain
+# Shared by ops_chainrule and ops_torch (kept here so the chainrule worker never imports torch).
+
+CHAIN_LEN = 100
+SHAPE = (8,)
+OPS = ("mul scalar 1.0001", "add scalar 0.001", "tanh", "mul tensor c=0.999")
+A, B, C = 1.0001, 0.001, 0.999
+
+
+def us_per_op(fn, iters: int, reps: int, warmup: int = 1) -> dict[str, float]:
+    """Time ``iters`` calls of ``fn`` (one chain each) ``reps`` times; µs per op."""
+    for _ in range(warmup):
+        for _ in range(iters):
+            fn()
+    samples = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            fn()
+        samples.append((time.perf_counter() - t0) / (iters * CHAIN_LEN) * 1e6)
+    out = summarize(samples)
+    out["samples"] = samples
+    return out

@@ -18,7 +18,7 @@ except ImportError:  # running from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import chainrule as cr
 
-from ops_torch import CHAIN_LEN, OPS, SHAPE, A, B, C, us_per_op
+from common import CHAIN_LEN, OPS, SHAPE, A, B, C, us_per_op
 
 
 def chain(x, c):

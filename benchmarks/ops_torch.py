@@ -32,19 +32,14 @@ from __future__ import annotations
 
 import math
 import os
-import time
 
 import numpy as np
 import torch
-from common import summarize
+from common import CHAIN_LEN, OPS, SHAPE, A, B, C, us_per_op  # noqa: F401  (re-exported)
 
 if "OMP_NUM_THREADS" in os.environ:
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
-CHAIN_LEN = 100
-SHAPE = (8,)
-OPS = ("mul scalar 1.0001", "add scalar 0.001", "tanh", "mul tensor c=0.999")
-A, B, C = 1.0001, 0.001, 0.999
 
 
 # ---------------------------------------------------------------- the chains
@@ -89,22 +84,6 @@ def chain_python(x: float, c: float) -> float:
 
 
 # ------------------------------------------------------------------- timing
-
-def us_per_op(fn, iters: int, reps: int, warmup: int = 1) -> dict[str, float]:
-    """Time ``iters`` calls of ``fn`` (one chain each) ``reps`` times; µs per op."""
-    for _ in range(warmup):
-        for _ in range(iters):
-            fn()
-    samples = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            fn()
-        samples.append((time.perf_counter() - t0) / (iters * CHAIN_LEN) * 1e6)
-    out = summarize(samples)
-    out["samples"] = samples
-    return out
-
 
 def _torch_rows(x0: torch.Tensor, c: torch.Tensor, iters: int, reps: int, kind: str):
     def fwd_nograd():

@@ -43,8 +43,6 @@ from .function import Function
 
 Tensor = None  # bound by tensor.py
 _make = None
-_ndarray = np.ndarray
-_float32 = np.dtype(np.float32)
 
 
 def _bind_tensor(cls):

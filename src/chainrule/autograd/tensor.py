@@ -19,7 +19,6 @@ from . import ops
 _ndarray = np.ndarray
 _AddScalar = ops.AddScalar
 _MulScalar = ops.MulScalar
-_scalar_types = (int, float, bool, np.integer, np.floating, np.bool_)
 _new = object.__new__
 
 
@@ -188,10 +187,6 @@ class Tensor:
     @property
     def device(self) -> str:
         return "cpu"
-
-    @property
-    def is_floating_point_(self) -> bool:
-        return self.data.dtype.kind == "f"
 
     def is_floating_point(self) -> bool:
         return self.data.dtype.kind == "f"
@@ -480,9 +475,6 @@ class Tensor:
             raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, got {self.data.ndim}; use transpose")
         return ops.permute(self, tuple(range(self.data.ndim - 1, -1, -1)))
 
-    def size_like(self):
-        return self.data.shape
-
     def split(self, split_size_or_sections, dim=0):
         return ops.split(self, split_size_or_sections, dim)
 
@@ -495,8 +487,6 @@ class Tensor:
     def masked_fill_(self, mask, value):
         return ops.inplace(self, lambda x: ops.where(mask, ops.as_tensor_like(value, x), x))
 
-    def apply_(self, fn):
-        raise NotImplementedError("apply_ is not supported; use NumPy on tensor.numpy()")
 
 
 def _shape_args(shape):
