@@ -118,6 +118,19 @@ class Buffers:
         self.rmax = np.empty((n, 1), dtype=F32)
         self.rsum = np.empty((n, 1), dtype=F32)
         self.rows = np.arange(n)
+        # Transposed scratch for the swapped product at small batches (the rule chainrule's Linear uses).
+        small = n <= 48
+        self.h1T = np.empty((h1, n), dtype=F32) if small and h1 >= 256 and d >= 256 else None
+        self.h2T = np.empty((h2, n), dtype=F32) if small and h2 >= 256 and h1 >= 256 else None
+
+
+def linear(x: np.ndarray, W: np.ndarray, out: np.ndarray, outT: np.ndarray | None) -> None:
+    """out = x @ W.T; for small batches as (W @ x.T).T, which OpenBLAS runs up to 1.9x faster."""
+    if outT is None:
+        np.dot(x, W.T, out=out)
+    else:
+        np.dot(W, x.T, out=outT)
+        np.copyto(out, outT.T)
 
 
 def train_step(p: Params, buf: Buffers, X: np.ndarray, y: np.ndarray, idx: np.ndarray) -> None:
@@ -136,10 +149,10 @@ def train_step(p: Params, buf: Buffers, X: np.ndarray, y: np.ndarray, idx: np.nd
     yb = y[idx]
 
     # forward
-    np.dot(x, W1.T, out=h1)
+    linear(x, W1, h1, buf.h1T)
     h1 += b1
     np.maximum(h1, F32(0), out=h1)
-    np.dot(h1, W2.T, out=h2)
+    linear(h1, W2, h2, buf.h2T)
     h2 += b2
     np.maximum(h2, F32(0), out=h2)
     np.dot(h2, W3.T, out=z3)

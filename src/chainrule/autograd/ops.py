@@ -1938,7 +1938,12 @@ class Linear(Function):
     """y = x W^T + b in one node (fused, for speed).  dL/dx = g W, dL/dW = g^T x, dL/db = sum_rows g."""
 
     def forward(self, x, w, b=None):
-        y = x @ w.T
+        if x.ndim == 2 and x.shape[0] <= 48 and w.shape[0] >= 256 and w.shape[1] >= 256:
+            # Same product, operands swapped: OpenBLAS runs W x^T up to 1.9x faster than x W^T when x
+            # has few rows (measured in benchmarks/README.md); the copy back to row order is cheap.
+            y = np.ascontiguousarray((w @ x.T).T)
+        else:
+            y = x @ w.T
         if b is not None:
             y += b
         return y

@@ -262,6 +262,10 @@ class Optimizer:
                 g += grad
         return g
 
+    def _flush_due(self, decay: float) -> bool:
+        """Whether this step flushes buffers that decay by ``decay`` (see ``_flush_subnormals``)."""
+        return self._step_calls % flush_interval(decay) == 0
+
     def _flush_subnormals(self, buf: np.ndarray, decay: float) -> None:
         """Zero the values of ``buf`` below ``FLUSH_MARGIN * tiny`` every ``flush_interval(decay)``
         steps, so a buffer that decays by ``decay`` per step never holds a subnormal (see the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..autograd import Tensor
@@ -58,16 +60,24 @@ class SGD(Optimizer):
         nesterov = bool(group["nesterov"])
         maximize = bool(group["maximize"])
 
-        for p, param, grad in self._params_with_grad(group):
-            g = self._effective_grad(param, grad, weight_decay, maximize)
+        plain = not maximize and weight_decay == 0
+        flush = momentum != 0 and self._flush_due(momentum)
+        state_of = self.state
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            param, g = p.data, p.grad.data
+            if g.shape != param.shape:
+                raise RuntimeError(f"a parameter of shape {param.shape} has a gradient of shape {g.shape}")
+            if not plain:
+                g = self._effective_grad(param, g, weight_decay, maximize)
             buf, first = None, False
             if momentum != 0:
-                state = self.state[p]
+                state = state_of[p]
                 buf_t = state.get("momentum_buffer")
                 first = buf_t is None
                 if first:                               # first step: the buffer is the gradient
-                    state["momentum_buffer"] = Tensor(g.copy())
-                    buf_t = state["momentum_buffer"]
+                    buf_t = state["momentum_buffer"] = Tensor(g.copy())
                 buf = buf_t.data
             for pc, gc, bc, t in self._pieces(param, g, buf):
                 if bc is not None:
@@ -87,9 +97,9 @@ class SGD(Optimizer):
                 else:
                     np.multiply(gc, -lr, out=t)
                 pc += t
-            if buf is not None and not first:
+            if flush and not first:
                 self._flush_subnormals(buf, momentum)
-            self._mark_updated(p)
+            p._version += 1                             # updated in place (see _mark_updated)
 
     def _pieces(self, param, g, buf):
         """Matching views (param, grad, buffer, scratch) of at most ``CHUNK`` elements.
@@ -98,16 +108,23 @@ class SGD(Optimizer):
         measured 15 % faster than whole-array passes on a 784x256 weight.  Arrays that are not
         C-contiguous are updated whole (their ``reshape(-1)`` would be a copy).
         """
+        size = param.size
+        if size <= CHUNK:
+            return ((param, g, buf, self._buffer(param, "tmp")),)
         arrays = (param, g) if buf is None else (param, g, buf)
-        if param.size <= CHUNK or not all(a.flags.c_contiguous for a in arrays):
-            yield param, g, buf, self._buffer(param, "tmp")
-            return
+        for a in arrays:
+            if not a.flags.c_contiguous:
+                return ((param, g, buf, self._buffer(param, "tmp")),)
         tmp = self._buffer(param, "chunk", shape=(CHUNK,))
-        flat = [a.reshape(-1) for a in arrays]
-        for i in range(0, param.size, CHUNK):
-            sl = slice(i, i + CHUNK)
-            pc = flat[0][sl]
-            yield pc, flat[1][sl], (flat[2][sl] if buf is not None else None), tmp[:pc.size]
+        fp, fg = param.reshape(-1), g.reshape(-1)
+        fb = None if buf is None else buf.reshape(-1)
+        return [(fp[sl], fg[sl], None if fb is None else fb[sl], tmp[:sl.stop - sl.start])
+                for sl in _chunks(size)]
+
+
+@functools.lru_cache(maxsize=64)
+def _chunks(size: int) -> tuple[slice, ...]:
+    return tuple(slice(i, min(i + CHUNK, size)) for i in range(0, size, CHUNK))
 
 
 CHUNK = 65536  # elements per piece: four float32 pieces of 256 KiB fit in a core's L2 cache
