@@ -135,20 +135,25 @@ def linear(x: np.ndarray, W: np.ndarray, out: np.ndarray, outT: np.ndarray | Non
 
 def train_step(p: Params, buf: Buffers, X: np.ndarray, y: np.ndarray, idx: np.ndarray) -> None:
     """One SGD step on the images X[idx] (uint8) with labels y[idx]."""
+    yb = gather(buf, X, y, idx)
+    forward(p, buf)
+    loss_grad(buf, yb)
+    backward(p, buf)
+    p.sgd_step()
+
+
+def gather(buf: Buffers, X: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The batch: uint8 images -> float32 / 255 in ``buf.x``; returns the labels."""
+    np.take(X, idx, axis=0, out=buf.xu8, mode="clip")
+    np.divide(buf.xu8, F32(255.0), out=buf.x)
+    return y[idx]
+
+
+def forward(p: Params, buf: Buffers) -> None:
+    """h1 = relu(x W1^T + b1), h2 = relu(h1 W2^T + b2), z3 = h2 W3^T + b3, all in place."""
     W1, W2, W3 = p.W
     b1, b2, b3 = p.b
-    gW1, gW2, gW3 = p.gW
-    gb1, gb2, gb3 = p.gb
-    xu8, x, h1, h2, z3 = buf.xu8, buf.x, buf.h1, buf.h2, buf.z3
-    m1, m2, d1, d2 = buf.m1, buf.m2, buf.d1, buf.d2
-    rmax, rsum = buf.rmax, buf.rsum
-
-    # batch gather + scale (uint8 -> float32 / 255)
-    np.take(X, idx, axis=0, out=xu8, mode="clip")
-    np.divide(xu8, F32(255.0), out=x)
-    yb = y[idx]
-
-    # forward
+    x, h1, h2, z3 = buf.x, buf.h1, buf.h2, buf.z3
     linear(x, W1, h1, buf.h1T)
     h1 += b1
     np.maximum(h1, F32(0), out=h1)
@@ -158,16 +163,27 @@ def train_step(p: Params, buf: Buffers, X: np.ndarray, y: np.ndarray, idx: np.nd
     np.dot(h2, W3.T, out=z3)
     z3 += b3
 
-    # softmax cross-entropy, gradient wrt logits: (softmax - onehot) / n
+
+def loss_grad(buf: Buffers, yb: np.ndarray) -> None:
+    """Softmax cross-entropy's gradient wrt the logits, (softmax - onehot) / n, over ``buf.z3``."""
+    z3, rmax, rsum = buf.z3, buf.rmax, buf.rsum
+    n = len(yb)
     np.max(z3, axis=1, keepdims=True, out=rmax)
     z3 -= rmax
     np.exp(z3, out=z3)
     np.sum(z3, axis=1, keepdims=True, out=rsum)
-    rsum *= F32(len(idx))
+    rsum *= F32(n)
     np.divide(z3, rsum, out=z3)
-    z3[buf.rows, yb] -= F32(1.0 / len(idx))
+    z3[buf.rows, yb] -= F32(1.0 / n)
 
-    # backward
+
+def backward(p: Params, buf: Buffers) -> None:
+    """Weight and bias gradients into ``p.gW`` / ``p.gb``; the first layer needs no input gradient."""
+    _, W2, W3 = p.W
+    gW1, gW2, gW3 = p.gW
+    gb1, gb2, gb3 = p.gb
+    x, h1, h2, z3 = buf.x, buf.h1, buf.h2, buf.z3
+    m1, m2, d1, d2 = buf.m1, buf.m2, buf.d1, buf.d2
     np.dot(z3.T, h2, out=gW3)
     np.sum(z3, axis=0, out=gb3)
     np.dot(z3, W3, out=d2)
@@ -180,8 +196,6 @@ def train_step(p: Params, buf: Buffers, X: np.ndarray, y: np.ndarray, idx: np.nd
     d1 *= m1
     np.dot(d1.T, x, out=gW1)
     np.sum(d1, axis=0, out=gb1)
-
-    p.sgd_step()
 
 
 def predict(p: Params, X: np.ndarray, chunk: int = 2000) -> np.ndarray:

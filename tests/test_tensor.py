@@ -183,3 +183,23 @@ def test_bad_data_gets_clear_errors():
         cr.tensor("abc")
     with pytest.raises(TypeError, match="unknown dtype"):
         cr.zeros(2, dtype="foo")
+
+
+def test_tensor_class_constructor_follows_torch_legacy_rules():
+    # torch.Tensor(data) always gives the default float dtype; torch.Tensor(*sizes) gives that shape.
+    t = cr.Tensor([1, 2, 3])
+    assert t.dtype == cr.float32 and t.tolist() == [1.0, 2.0, 3.0]
+    assert cr.Tensor(np.array([0.5, 1.5], dtype=np.float64)).dtype == cr.float32
+    assert cr.Tensor([[1, 2], [3, 4]]).requires_grad_().requires_grad
+    z = cr.Tensor(2, 3)
+    assert z.shape == (2, 3) and z.dtype == cr.float32 and not z.numpy().any()
+    assert cr.Tensor().shape == (0,)
+    assert cr.Tensor([1, 2], dtype=cr.float64).dtype == cr.float64       # chainrule extension
+    assert cr.Tensor(cr.tensor([1, 2])).dtype == cr.float32
+    with pytest.raises(TypeError, match="sequence"):
+        cr.Tensor(2.5)
+    with pytest.raises(TypeError, match="sizes as ints"):
+        cr.Tensor(2, "a")
+    # Parameters keep their data's dtype, as torch.nn.Parameter does.
+    assert cr.nn.Parameter(cr.tensor([1.0], dtype=cr.float64)).dtype == cr.float64
+    assert cr.nn.Parameter(np.zeros(2, dtype=np.float64)).dtype == cr.float64

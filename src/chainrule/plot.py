@@ -176,7 +176,7 @@ def _predict_grid(model, grid: np.ndarray) -> np.ndarray:
         model.eval()
     try:
         with no_grad():
-            out = model(Tensor(grid.astype(dtype)))
+            out = model(Tensor._make(grid.astype(dtype)))
     finally:
         if was_training and hasattr(model, "train"):
             model.train()

@@ -70,7 +70,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
     diff_outs = [o for o in outs if o.requires_grad]
     vs = [rng.standard_normal(o.shape) if o.requires_grad else np.zeros(o.shape) for o in outs]
     if diff_outs:
-        gvs = [Tensor(v.astype(o.dtype)) for o, v in zip(outs, vs) if o.requires_grad]
+        gvs = [Tensor._make(v.astype(o.dtype)) for o, v in zip(outs, vs) if o.requires_grad]
         analytic = _grad(diff_outs, [inputs[i] for i in checked], grad_outputs=gvs, allow_unused=True,
                          retain_graph=True)
     else:
@@ -104,7 +104,7 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=Tr
     rng = np.random.default_rng(seed)
     with _fn.enable_grad():
         outs0 = [o for o in _flat_outputs(fn(*inputs)) if o.requires_grad]
-    vs = [Tensor(rng.standard_normal(o.shape).astype(o.dtype)) for o in outs0]
+    vs = [Tensor._make(rng.standard_normal(o.shape).astype(o.dtype)) for o in outs0]
 
     def first_grads(*xs):
         with _fn.enable_grad():  # gradcheck's finite differences run under no_grad

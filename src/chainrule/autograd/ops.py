@@ -63,7 +63,7 @@ def as_tensor_like(x, like=None):
         if dt.kind in "iub" and isinstance(x, (float, np.floating)):
             dt = _dtypes.get_default_dtype()
         return _make(np.asarray(x, dtype=dt))
-    return Tensor(x)
+    return _make(_dtypes.infer_array(x))
 
 
 def promote(a, b):
@@ -2110,7 +2110,7 @@ def inplace(x, op, *args):
         raise RuntimeError(
             f"a leaf tensor of shape {tuple(x.shape)} that requires grad is being used in an in-place "
             "operation; wrap parameter updates in `with chainrule.no_grad():`")
-    args = [a if isinstance(a, Tensor) or not isinstance(a, (list, np.ndarray)) else Tensor(a) for a in args]
+    args = [_make(_dtypes.infer_array(a)) if isinstance(a, (list, np.ndarray)) else a for a in args]
     if not (_fnmod._grad_enabled and (x.requires_grad or builtins.any(
             isinstance(a, Tensor) and a.requires_grad for a in args))):
         with _fnmod.no_grad():

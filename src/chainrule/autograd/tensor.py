@@ -36,10 +36,30 @@ class Tensor:
     __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_version", "__weakref__")
     __array_priority__ = 1000  # ndarray + Tensor gives a Tensor (NumPy defers to our __radd__)
 
-    def __init__(self, data, dtype=None, requires_grad: bool = False):
-        if isinstance(data, Tensor):
-            data = data.data
-        self.data = _dtypes.infer_array(data, dtype)
+    def __init__(self, *args, dtype=None, requires_grad: bool = False):
+        """torch's legacy constructor: ``Tensor(data)`` or ``Tensor(*sizes)``.
+
+        * ``Tensor(data)`` (a list, ndarray or Tensor): the values as **float32**, torch's default
+          dtype, whatever the data's own dtype (``Tensor([1, 2])`` is ``tensor([1., 2.])``); use
+          ``chainrule.tensor(data)`` to keep ints as int64 and float64 as float64.
+        * ``Tensor(2, 3)``: a 2x3 tensor of zeros (torch leaves the memory uninitialised; zeros make
+          every run the same).  ``Tensor()`` is empty, shape (0,).
+        * ``dtype=`` and ``requires_grad=`` are chainrule extensions.
+        """
+        if args and all(isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)) for a in args):
+            data = np.zeros(tuple(int(a) for a in args), dtype=_dtypes.as_dtype(dtype) or _dtypes.get_default_dtype())
+        elif len(args) == 1:
+            data = args[0].data if isinstance(args[0], Tensor) else args[0]
+            if isinstance(data, (int, float, bool, complex, np.generic)):
+                raise TypeError(f"Tensor(): data must be a sequence (got {type(data).__name__}); for a 0-d "
+                                f"tensor use chainrule.tensor({data!r}), for a shape pass ints: Tensor(2, 3)")
+            data = _dtypes.infer_array(data, dtype if dtype is not None else _dtypes.get_default_dtype())
+        elif not args:
+            data = np.empty((0,), dtype=_dtypes.as_dtype(dtype) or _dtypes.get_default_dtype())
+        else:
+            raise TypeError("Tensor() takes data (a list or array) or sizes as ints, e.g. Tensor(2, 3); got "
+                            + ", ".join(type(a).__name__ for a in args))
+        self.data = data
         self.grad = None
         self.grad_fn = None
         self._version = 0

@@ -79,7 +79,7 @@ def _as_input(x, name: str) -> Tensor:
 def _as_target(t, x: Tensor, name: str) -> Tensor:
     """The target as a Tensor of the input's float dtype (regression and binary losses)."""
     if not isinstance(t, Tensor):
-        t = Tensor(np.asarray(t))
+        t = Tensor._make(np.asarray(t))
     if t.data.dtype != x.data.dtype:
         t = _ops.cast(t, x.data.dtype)
     return t
@@ -629,7 +629,7 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     _check_class_input(x, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
-    t = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
+    t = target if isinstance(target, Tensor) else Tensor._make(np.asarray(target))
     if t.data.dtype.kind == "f" and t.shape == x.shape:
         return _cross_entropy_probs(x, _as_target(t, x, "cross_entropy"), weight, reduction, label_smoothing)
     ct = _ClassTargets(x, t, weight, ignore_index, "cross_entropy")
@@ -703,7 +703,7 @@ class _WeightedLoss(_Loss):
     def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__(size_average, reduce, reduction)
         if weight is not None and not isinstance(weight, Tensor):
-            weight = Tensor(np.asarray(weight))
+            weight = Tensor._make(np.asarray(weight))
         self.register_buffer("weight", weight)
 
 
@@ -756,9 +756,9 @@ class BCEWithLogitsLoss(_Loss):
     def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean", pos_weight=None):
         super().__init__(size_average, reduce, reduction)
         self.register_buffer("weight", weight if weight is None or isinstance(weight, Tensor)
-                             else Tensor(np.asarray(weight)))
+                             else Tensor._make(np.asarray(weight)))
         self.register_buffer("pos_weight", pos_weight if pos_weight is None or isinstance(pos_weight, Tensor)
-                             else Tensor(np.asarray(pos_weight)))
+                             else Tensor._make(np.asarray(pos_weight)))
 
     def forward(self, input, target):
         return binary_cross_entropy_with_logits(input, target, self.weight, reduction=self.reduction,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _dtypes
+
 from ..autograd import ops as _ops
 from ..autograd.tensor import Tensor
 
@@ -30,7 +32,14 @@ class Parameter(Tensor):
     def __init__(self, data=None, requires_grad: bool = True):
         if data is None:
             data = np.empty((0,), dtype=np.float32)
-        super().__init__(data.data if isinstance(data, Tensor) else data, requires_grad=requires_grad)
+        # As torch: a Parameter keeps its data's dtype (float64 stays float64; Python floats -> float32).
+        self.data = _dtypes.infer_array(data.data if isinstance(data, Tensor) else data)
+        self.grad = None
+        self.grad_fn = None
+        self._version = 0
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()

@@ -51,7 +51,7 @@ class Adagrad(Optimizer):
         state = self.state[p]
         if not state:
             state["step"] = 0
-            state["sum"] = Tensor(np.full_like(p.data, float(group["initial_accumulator_value"])))
+            state["sum"] = Tensor._make(np.full_like(p.data, float(group["initial_accumulator_value"])))
         return state
 
     def _step_group(self, group):

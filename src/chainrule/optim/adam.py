@@ -66,10 +66,10 @@ class Adam(Optimizer):
             state = self.state[p]
             if not state:
                 state["step"] = 0
-                state["exp_avg"] = Tensor(np.zeros_like(param))
-                state["exp_avg_sq"] = Tensor(np.zeros_like(param))
+                state["exp_avg"] = Tensor._make(np.zeros_like(param))
+                state["exp_avg_sq"] = Tensor._make(np.zeros_like(param))
             if amsgrad and "max_exp_avg_sq" not in state:
-                state["max_exp_avg_sq"] = Tensor(np.zeros_like(param))
+                state["max_exp_avg_sq"] = Tensor._make(np.zeros_like(param))
             state["step"] += 1
             t = state["step"]
             m = state["exp_avg"].data

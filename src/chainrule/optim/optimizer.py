@@ -184,7 +184,7 @@ class Optimizer:
                     continue
                 g = p.grad
                 if g.grad_fn is not None or g.requires_grad:      # a create_graph gradient
-                    g = p.grad = Tensor(g.data.copy())
+                    g = p.grad = Tensor._make(g.data.copy())
                 if g.data.flags.writeable:
                     g.data.fill(0)
                 else:
@@ -349,9 +349,9 @@ class Optimizer:
 # ---- state dict values ----------------------------------------------------------------------------
 def _copy_value(v):
     if isinstance(v, Tensor):
-        return Tensor(v.data.copy())
+        return Tensor._make(v.data.copy())
     if isinstance(v, np.ndarray):
-        return Tensor(v.copy())
+        return Tensor._make(v.copy())
     return v
 
 
@@ -364,7 +364,7 @@ def _load_value(v, p: Tensor, key: int, name: str):
             raise ValueError(f"loaded state dict's {name!r} for parameter {key} has shape {a.shape}, but "
                              f"the parameter has shape {p.data.shape}")
         dtype = p.data.dtype if a.dtype.kind == "f" else a.dtype
-        return Tensor(np.array(a, dtype=dtype, copy=True))
+        return Tensor._make(np.array(a, dtype=dtype, copy=True))
     return v
 
 
@@ -411,7 +411,7 @@ def unflatten_state_dict(arrays: dict[str, np.ndarray], meta: dict[str, Any]) ->
         if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit():
             raise ValueError(f"unexpected array name {flat_name!r} in an optimizer state "
                              "(expected 'state.<index>.<name>')")
-        state.setdefault(int(parts[1]), {})[parts[2]] = Tensor(np.asarray(a))
+        state.setdefault(int(parts[1]), {})[parts[2]] = Tensor._make(np.asarray(a))
     groups = [_from_json(g) for g in meta["param_groups"]]
     return {"state": dict(sorted(state.items())), "param_groups": groups}
 

@@ -67,11 +67,11 @@ class RMSprop(Optimizer):
             state = self.state[p]
             if not state:
                 state["step"] = 0
-                state["square_avg"] = Tensor(np.zeros_like(param))
+                state["square_avg"] = Tensor._make(np.zeros_like(param))
             if momentum > 0 and "momentum_buffer" not in state:
-                state["momentum_buffer"] = Tensor(np.zeros_like(param))
+                state["momentum_buffer"] = Tensor._make(np.zeros_like(param))
             if centered and "grad_avg" not in state:
-                state["grad_avg"] = Tensor(np.zeros_like(param))
+                state["grad_avg"] = Tensor._make(np.zeros_like(param))
             state["step"] += 1
             g = self._effective_grad(param, grad, weight_decay, maximize)
             v = state["square_avg"].data

@@ -77,7 +77,7 @@ class SGD(Optimizer):
                 buf_t = state.get("momentum_buffer")
                 first = buf_t is None
                 if first:                               # first step: the buffer is the gradient
-                    buf_t = state["momentum_buffer"] = Tensor(g.copy())
+                    buf_t = state["momentum_buffer"] = Tensor._make(g.copy())
                 buf = buf_t.data
             for pc, gc, bc, t in self._pieces(param, g, buf):
                 if bc is not None:

@@ -1,0 +1,40 @@
+"""The benchmark programs still run and still compare like with like (a small subset of MNIST)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+mlp_chainrule = pytest.importorskip("mlp_chainrule")
+mlp_numpy = pytest.importorskip("mlp_numpy")
+
+
+@pytest.mark.parametrize("batch", [32, 128])
+def test_chainrule_and_hand_numpy_do_the_same_arithmetic(batch):
+    # Same initial weights, same batches, same update rule: the weights after 40 steps agree to float32
+    # rounding (the products may be summed in a different order), and so does the test accuracy.
+    subset = 40 * batch
+    _, p = mlp_numpy.train(batch, seed=0, subset=subset)
+    import chainrule as cr
+    import chainrule.nn.functional as F
+    from common import load_mnist, train_order
+
+    X, y = load_mnist("train")
+    X, y = X[:subset], y[:subset]
+    order = train_order(len(X), 0)
+    model = mlp_chainrule.build_model(0)
+    opt = cr.optim.SGD(model.parameters(), lr=mlp_chainrule.LR, momentum=mlp_chainrule.MOMENTUM)
+    Xt, yt = cr.from_numpy(X), cr.from_numpy(y)
+    for start in range(0, subset, batch):
+        idx = order[start:start + batch]
+        loss = F.cross_entropy(model(Xt[idx].float() / 255), yt[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ours = [m.weight.data for m in model if isinstance(m, cr.nn.Linear)]
+    for w, w_hand in zip(ours, p.W):
+        np.testing.assert_allclose(w, w_hand, rtol=0, atol=2e-5)
