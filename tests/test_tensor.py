@@ -189,7 +189,10 @@ def test_tensor_class_constructor_follows_torch_legacy_rules():
     # torch.Tensor(data) always gives the default float dtype; torch.Tensor(*sizes) gives that shape.
     t = cr.Tensor([1, 2, 3])
     assert t.dtype == cr.float32 and t.tolist() == [1.0, 2.0, 3.0]
-    assert cr.Tensor(np.array([0.5, 1.5], dtype=np.float64)).dtype == cr.float32
+    assert cr.Tensor(np.array([1, 2])).dtype == cr.float32
+    assert cr.Tensor([True, False]).dtype == cr.float32
+    assert cr.Tensor([0.5, 1.5]).dtype == cr.float32
+    assert cr.Tensor(np.array([0.5, 1.5], dtype=np.float64)).dtype == cr.float64   # float64 stays (issue 3)
     assert cr.Tensor([[1, 2], [3, 4]]).requires_grad_().requires_grad
     z = cr.Tensor(2, 3)
     assert z.shape == (2, 3) and z.dtype == cr.float32 and not z.numpy().any()

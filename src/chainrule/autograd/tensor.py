@@ -39,9 +39,11 @@ class Tensor:
     def __init__(self, *args, dtype=None, requires_grad: bool = False):
         """torch's legacy constructor: ``Tensor(data)`` or ``Tensor(*sizes)``.
 
-        * ``Tensor(data)`` (a list, ndarray or Tensor): the values as **float32**, torch's default
-          dtype, whatever the data's own dtype (``Tensor([1, 2])`` is ``tensor([1., 2.])``); use
-          ``chainrule.tensor(data)`` to keep ints as int64 and float64 as float64.
+        * ``Tensor(data)`` (a list, ndarray or Tensor): always a floating-point tensor: ints and bools
+          become float32, torch's default dtype (``Tensor([1, 2])`` is ``tensor([1., 2.])``); float
+          data keeps its dtype (a float64 array stays float64, the rule of every chainrule
+          constructor; torch's legacy constructor would make it float32).  ``chainrule.tensor(data)``
+          keeps ints as int64.
         * ``Tensor(2, 3)``: a 2x3 tensor of zeros (torch leaves the memory uninitialised; zeros make
           every run the same).  ``Tensor()`` is empty, shape (0,).
         * ``dtype=`` and ``requires_grad=`` are chainrule extensions.
@@ -53,7 +55,9 @@ class Tensor:
             if isinstance(data, (int, float, bool, complex, np.generic)):
                 raise TypeError(f"Tensor(): data must be a sequence (got {type(data).__name__}); for a 0-d "
                                 f"tensor use chainrule.tensor({data!r}), for a shape pass ints: Tensor(2, 3)")
-            data = _dtypes.infer_array(data, dtype if dtype is not None else _dtypes.get_default_dtype())
+            data = _dtypes.infer_array(data, dtype)
+            if dtype is None and data.dtype.kind not in "fc":
+                data = data.astype(_dtypes.get_default_dtype())
         elif not args:
             data = np.empty((0,), dtype=_dtypes.as_dtype(dtype) or _dtypes.get_default_dtype())
         else:
