@@ -744,3 +744,24 @@ def test_xor_is_not_learned_by_a_single_linear_layer(seed):
     loss, acc = train_xor(nn.Linear(2, 1))
     assert acc <= 0.75  # no line separates XOR: at most 3 of the 4 points
     assert loss > 0.69  # the best a linear model can do is predict 1/2 everywhere: log 2 = 0.693
+
+
+@pytest.mark.parametrize("rows", [1, 32, 48, 49, 128])
+@pytest.mark.parametrize("fan_in,fan_out", [(784, 256), (255, 256), (256, 255), (300, 300)])
+def test_linear_small_batch_product_rule_matches_float64(rows, fan_in, fan_out):
+    # Linear computes x W^T as (W x^T)^T for <= 48 rows and weights of >= 256 x 256 (faster in OpenBLAS):
+    # either way the values and gradients are the product's, to float32 rounding.
+    rng = np.random.default_rng(rows + fan_in)
+    x = rng.standard_normal((rows, fan_in)).astype(np.float32)
+    w = rng.standard_normal((fan_out, fan_in)).astype(np.float32)
+    b = rng.standard_normal(fan_out).astype(np.float32)
+    g = rng.standard_normal((rows, fan_out)).astype(np.float32)
+    xt, wt, bt = (cr.tensor(a, requires_grad=True) for a in (x, w, b))
+    y = cr.nn.functional.linear(xt, wt, bt)
+    assert y.data.flags.c_contiguous and y.dtype == cr.float32
+    x64, w64, g64 = x.astype(np.float64), w.astype(np.float64), g.astype(np.float64)
+    np.testing.assert_allclose(y.detach().numpy(), x64 @ w64.T + b, rtol=1e-5, atol=1e-4)
+    y.backward(cr.tensor(g))
+    np.testing.assert_allclose(xt.grad.numpy(), g64 @ w64, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(wt.grad.numpy(), g64.T @ x64, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(bt.grad.numpy(), g64.sum(0), rtol=1e-5, atol=1e-4)
