@@ -7,6 +7,7 @@ become bool; an ndarray keeps its dtype. Nothing in the library silently upcasts
 from __future__ import annotations
 
 import builtins
+from typing import Any, overload
 
 import numpy as np
 
@@ -24,7 +25,7 @@ long = int64
 int = int32  # noqa: A001
 half = float16
 
-_BY_NAME = {
+_BY_NAME: dict[str, np.dtype] = {
     "float32": float32, "float": float32, "float64": float64, "double": float64, "float16": float16,
     "half": float16, "int64": int64, "long": int64, "int32": int32, "int": int32, "int8": int8,
     "uint8": uint8, "bool": bool_,
@@ -33,7 +34,15 @@ _BY_NAME = {
 _default_float = float32
 
 
-def as_dtype(dtype) -> np.dtype | None:
+@overload
+def as_dtype(dtype: None) -> None: ...
+
+
+@overload
+def as_dtype(dtype: Any) -> np.dtype: ...
+
+
+def as_dtype(dtype: Any) -> np.dtype | None:
     """Normalise a dtype given as a chainrule/NumPy dtype, a Python type or a name."""
     if dtype is None:
         return None

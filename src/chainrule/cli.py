@@ -449,7 +449,7 @@ def _train(args, config: dict, output: str, start: float) -> int:
     from . import nn
     from .data import DataLoader
     from .io import save
-    from .train import ModelCheckpoint, ProgressBar, evaluate, fit
+    from .train import Callback, ModelCheckpoint, ProgressBar, evaluate, fit
 
     cr.manual_seed(config["seed"])
     train_set = load_dataset(config["dataset"], True, args.data_dir, config["limit"])
@@ -464,7 +464,7 @@ def _train(args, config: dict, output: str, start: float) -> int:
     loss_fn = nn.CrossEntropyLoss()
 
     verbose = 0 if args.quiet else 1
-    callbacks = [ProgressBar(verbose, val_label="test")] if verbose else []
+    callbacks: list[Callback] = [ProgressBar(verbose, val_label="test")] if verbose else []
     checkpoint_dir = args.checkpoint_dir
     if checkpoint_dir is None and args.resume is not None:
         checkpoint_dir = os.path.dirname(os.path.abspath(args.resume))
@@ -623,12 +623,14 @@ def read_image(path: str):
         raise UsageError("reading images needs Pillow: pip install 'chainrule[image]' (or pass an integer "
                          "index into the test set instead of a file)") from None
     try:
+        img: Image.Image
         with Image.open(path) as img:
             img = img.convert("L")
             notes = []
             if img.size != (28, 28):
                 notes.append(f"resized from {img.size[0]}x{img.size[1]} to 28x28")
-                img = img.resize((28, 28), Image.BILINEAR)
+                # Image.Resampling needs Pillow >= 9.1; Pillow >= 10 sets the old names dynamically
+                img = img.resize((28, 28), Image.BILINEAR)  # type: ignore[attr-defined,unused-ignore]
             pixels = np.asarray(img, dtype=np.float32) / np.float32(255)
     except (OSError, ValueError) as e:
         raise UsageError(f"{path}: cannot read the image ({e})") from None

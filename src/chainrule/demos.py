@@ -56,7 +56,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -67,7 +67,17 @@ __all__ = [
     "saddle", "mnist_subset",
 ]
 
-DEMOS: dict[str, Callable] = {}
+
+class _Demo(Protocol):
+    """A registered demo: a function ``demo(ctx) -> dict`` tagged by ``@_demo`` with its name and summary."""
+
+    demo_name: str
+    summary: str
+
+    def __call__(self, ctx: _Context) -> dict: ...
+
+
+DEMOS: dict[str, _Demo] = {}
 
 
 def _demo(name: str, summary: str):
@@ -192,15 +202,16 @@ def _sigmoid_gate(ctx: _Context) -> dict:
     diff = max(abs(grads[k] - tensor_grads[k]) for k in grads)
     ctx.say(f"Value and Tensor gradients agree: max |difference| = {diff:.1e}")
 
-    dot_path = os.path.join(ctx.out_dir, "sigmoid_gate.dot")
+    dot_file = os.path.join(ctx.out_dir, "sigmoid_gate.dot")
+    dot_path: str | None = dot_file  # None when the file could not be written
     try:
         from .serialization import atomic_open
         from .viz import to_dot
 
         os.makedirs(ctx.out_dir, exist_ok=True)
-        with atomic_open(dot_path, "w") as fh:
+        with atomic_open(dot_file, "w") as fh:
             fh.write(to_dot(f, precision=2))
-        ctx.say(f"graph (Graphviz DOT): {dot_path}")
+        ctx.say(f"graph (Graphviz DOT): {dot_file}")
     except OSError as e:  # a read-only out_dir must not break the demo
         ctx.say(f"(graph not written: {e})")
         dot_path = None
@@ -334,7 +345,7 @@ def truth_table(neuron) -> list:
 def _and_gate(ctx: _Context) -> dict:
     gates = {"AND": (logic_neuron(20, 20, -30), [0, 0, 0, 1], -30),
              "OR": (logic_neuron(20, 20, -10), [0, 1, 1, 1], -10)}
-    out = {}
+    out: dict[str, object] = {}
     for name, (neuron, truth, b) in gates.items():
         values = truth_table(neuron)
         ctx.say(f"{name}: sigmoid({b} + 20 x1 + 20 x2)")
@@ -395,6 +406,7 @@ def _train_binary(model, X, y, steps: int, lr: float):
         accs.append(float(((p.data > 0.5) == (target.data > 0.5)).mean()))
     p = model(X).data
     accs.append(float(((p > 0.5) == (target.data > 0.5)).mean()))
+    assert loss is not None  # every caller trains for steps >= 1
     return accs, float(loss.item())
 
 
@@ -556,6 +568,7 @@ def linear_autoencoder(X, m: int, steps: int, lr: float | None = None, seed: int
         loss = (R * R).sum() * (0.5 / n)
         C.grad = D.grad = None
         loss.backward()                          # dL/dC = D^T (y - x) x^T, dL/dD = (y - x) x^T C^T (means)
+        assert C.grad is not None and D.grad is not None  # backward() just filled them
         with cr.no_grad():
             C -= lr * C.grad
             D -= lr * D.grad
@@ -670,6 +683,7 @@ def _deep_linear(ctx: _Context) -> dict:
     R = cr.tensor(Y) - cr.tensor(X) @ A.T @ B.T          # rows: (y_i - B A x_i)^T
     loss = 0.5 * (R * R).sum()
     loss.backward()
+    assert A.grad is not None and B.grad is not None  # backward() just filled them
     diff_A = float(np.abs(A.grad.numpy() - gA).max())
     diff_B = float(np.abs(B.grad.numpy() - gB).max())
     ctx.say(f"autograd vs closed form: max |difference| {diff_A:.1e} for A, {diff_B:.1e} for B "
@@ -683,6 +697,7 @@ def _deep_linear(ctx: _Context) -> dict:
     C, D = cr.tensor(C0, requires_grad=True), cr.tensor(D0, requires_grad=True)
     r = cr.tensor(x) - D @ (C @ cr.tensor(x))
     (0.5 * (r * r).sum()).backward()
+    assert C.grad is not None and D.grad is not None
     diff_ae = float(max(np.abs(C.grad.numpy() - dC).max(), np.abs(D.grad.numpy() - dD).max()))
     ctx.say("autoencoder (y = D C x, one sample): dl/dC = D^T (y - x) x^T, dl/dD = (y - x) x^T C^T: "
             f"max |difference| {diff_ae:.1e}",
@@ -774,7 +789,7 @@ def _mnist_mlp(ctx: _Context) -> dict:
     from .data import MNIST, DataLoader, Subset
     from .train import evaluate, fit
 
-    train = MNIST(train=True, flatten=True)
+    train: MNIST | Subset = MNIST(train=True, flatten=True)
     test = MNIST(train=False, flatten=True)
     if ctx.fast:
         n_train, n_test, epochs = 20_000, len(test), 1

@@ -49,6 +49,7 @@ or use ``backward(retain_graph=True)``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import SupportsFloat
 
 import numpy as np
 
@@ -143,7 +144,7 @@ class Explanation(list):
 # ---------------------------------------------------------------------------------------------------
 # formatting
 # ---------------------------------------------------------------------------------------------------
-def _num(x: float, p: int) -> str:
+def _num(x: SupportsFloat, p: int) -> str:
     x = float(x)
     if x != x or x in (float("inf"), float("-inf")):
         return str(x)
@@ -392,7 +393,7 @@ def _explain_tensors(root, ids, grad_output, accumulate, precision) -> Explanati
         return ids.get(id(t)) or f"[{step[t.grad_fn]}]"
 
     grads = {root.grad_fn: g0}  # node -> dL/d(its output), summed over consumers
-    leaf_grads = {}  # id(leaf) -> (leaf, dL/dleaf)
+    leaf_grads: dict[int, tuple[Tensor, Tensor]] = {}  # id(leaf) -> (leaf, dL/dleaf)
     records = []
     with no_grad():
         for node in gates:
@@ -444,7 +445,7 @@ def _check_usable(node) -> None:
 def _locals(node, out: Tensor, gins) -> tuple:
     """The local gradient d(out)/d(input) per input: a number, an elementwise array, or 'J[...]'."""
     ones = None
-    result = []
+    result: list[object] = []  # per input: None, a float or array, or a 'J[...]' string
     for i, (t, gi) in enumerate(zip(node.inputs, gins, strict=True)):
         if gi is None:
             result.append(None)

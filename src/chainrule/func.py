@@ -36,6 +36,7 @@ Pass ``x.detach()`` to get plain values instead.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -284,7 +285,7 @@ def jvp(f, primals, tangents, *, create_graph: bool = False):
     ts = [_as_tensor_like(t, x, "jvp: a tangent") for t, x in zip(tangents_t, xs, strict=True)]
     with enable_grad():
         out = f(*xs)
-        outs = _as_tuple(out)
+        outs: Sequence[Tensor] = _as_tuple(out)
         _check_tensor_outputs(outs, "jvp")
         # u: dummy cotangents; g(u) = J^T u is linear in u, so u's value does not matter.
         us = [Tensor._make(np.zeros_like(o.data), None, True) for o in outs]
@@ -308,7 +309,7 @@ def _jacobian_of(y: Tensor, xs, create_graph: bool) -> list:
     Row i of the Jacobian is e_i^T J = (J^T e_i)^T: one backward pass with the unit cotangent e_i.
     """
     n = y.data.size
-    rows = [[] for _ in xs]
+    rows: list[list[Tensor]] = [[] for _ in xs]
     for i in range(n):
         e = np.zeros(n, dtype=y.data.dtype)
         e[i] = 1.0

@@ -10,13 +10,20 @@ from __future__ import annotations
 import numpy as np
 
 
+def _fresh_entropy() -> int:
+    """A fresh 128-bit seed from the OS: the entropy ``SeedSequence()`` draws when given none."""
+    entropy = np.random.SeedSequence().entropy
+    assert isinstance(entropy, int)  # SeedSequence() without arguments always draws an int
+    return entropy
+
+
 class Generator:
     """A seeded source of random numbers (a thin, picklable wrapper around ``numpy.random.Generator``)."""
 
     __slots__ = ("_rng", "_seed")
 
     def __init__(self, seed: int | None = None):
-        self.manual_seed(np.random.SeedSequence().entropy if seed is None else seed)
+        self.manual_seed(_fresh_entropy() if seed is None else seed)
 
     def manual_seed(self, seed: int) -> Generator:
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
@@ -56,7 +63,7 @@ def manual_seed(seed: int) -> Generator:
 
 
 def seed() -> int:
-    s = int(np.random.SeedSequence().entropy % (1 << 63))
+    s = int(_fresh_entropy() % (1 << 63))
     default_generator.manual_seed(s)
     return s
 

@@ -367,14 +367,14 @@ def topological_order(root: Value, include_leaves: bool = True) -> list:
     ``None`` marker with its inputs on top: they are finished first, and popping the
     marker means the node just below it is complete.
     """
-    order = []
-    expanded = set()
-    stack = [root]
+    order: list[Value] = []
+    expanded: set[Value] = set()
+    stack: list[Value | None] = [root]
     push, pop, record, mark = stack.append, stack.pop, order.append, expanded.add
     while stack:
         node = pop()
         if node is None:  # marker: every input of the node below it is recorded
-            record(pop())
+            record(pop())  # type: ignore[arg-type]  # a marker is always pushed right above a Value
         elif node not in expanded:
             mark(node)
             push(node)
@@ -437,6 +437,10 @@ class Neuron(Module):
     ``nonlin`` is 'tanh' (default), 'relu', 'sigmoid' or 'linear' (no activation).
     """
 
+    w: list[Value]
+    b: Value
+    nonlin: str
+
     def __init__(self, nin: int, nonlin: str = "tanh", rng=None, *, _draw=None):
         if nonlin not in _NONLINS:
             raise ValueError(f"nonlin must be one of {_NONLINS}, got {nonlin!r}")
@@ -474,6 +478,8 @@ class Layer(Module):
     Neuron ``i`` holds row ``i`` of the weight matrix, ``W[i][j]`` = weight from input
     ``j``: the (out_features, in_features) layout of ``torch.nn.Linear``.
     """
+
+    neurons: list[Neuron]
 
     def __init__(self, nin: int, nout: int, nonlin: str = "tanh", rng=None, *, _draw=None):
         if not isinstance(nout, numbers.Integral) or nout < 1:

@@ -65,6 +65,7 @@ Public API
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import os
@@ -198,7 +199,7 @@ def atomic_open(path: PathLike, mode: str = "wb", encoding: str | None = None) -
         prefix="." + os.path.basename(target) + ".",
         suffix=".tmp",
         delete=False,
-        **({"encoding": encoding or "utf-8"} if text else {}),
+        encoding=(encoding or "utf-8") if text else None,
     )
     try:
         with tmp:
@@ -293,7 +294,8 @@ def _write_array(f: IO[bytes], code: str, array: np.ndarray) -> None:
     if array.size == 0:
         return
     data = np.ascontiguousarray(array, dtype=_CODE_TO_DTYPE[code])
-    f.write(data.reshape(-1).view(np.uint8))
+    # numpy's stubs declare the buffer protocol (``__buffer__``) only for Python >= 3.12
+    f.write(data.reshape(-1).view(np.uint8))  # type: ignore[call-overload,unused-ignore]
 
 
 def save_arrays(
@@ -466,7 +468,7 @@ def _read_header(f: IO[bytes], display: str) -> _Header:
     return _Header(data_start, tensors, metadata)
 
 
-def _read_tensor(f: IO[bytes], display: str, name: str, code: str, shape: tuple[int, ...]) -> np.ndarray:
+def _read_tensor(f: io.BufferedIOBase, display: str, name: str, code: str, shape: tuple[int, ...]) -> np.ndarray:
     """Read one tensor at the current position into a fresh, aligned array."""
     stored = np.dtype("<u2") if code == _BF16 else _CODE_TO_DTYPE[code]
     try:
@@ -476,7 +478,8 @@ def _read_tensor(f: IO[bytes], display: str, name: str, code: str, shape: tuple[
             f"{display}: tensor {name!r}: cannot allocate shape {list(shape)} ({e})"
         ) from e
     if array.nbytes:
-        got = f.readinto(array.reshape(-1).view(np.uint8))
+        # numpy's stubs declare the buffer protocol (``__buffer__``) only for Python >= 3.12
+        got = f.readinto(array.reshape(-1).view(np.uint8))  # type: ignore[arg-type,unused-ignore]
         if got != array.nbytes:
             raise SafetensorsError(f"{display}: file is truncated inside tensor {name!r}")
     if code == _BF16:

@@ -34,6 +34,8 @@ Graphviz ``dot`` program), and otherwise a small :class:`DotGraph` holding the s
 
 from __future__ import annotations
 
+from typing import SupportsFloat
+
 import numpy as np
 
 from .autograd.tensor import Tensor
@@ -106,7 +108,7 @@ def _attr_value(v) -> str:
     return s if s.replace("_", "").replace(".", "").isalnum() else _quote(s)
 
 
-def _num(x: float, p: int) -> str:
+def _num(x: SupportsFloat, p: int) -> str:
     return f"{float(x):.{p}f}"
 
 

@@ -24,8 +24,14 @@ from __future__ import annotations
 
 import functools
 import itertools
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import weakref
+
+    from .tensor import Tensor
 
 # Grad mode is a module global (not thread-local as in torch): one flag read per op keeps ops cheap.
 _grad_enabled = True
@@ -149,9 +155,10 @@ class Function:
     # (create_graph=False).  ``backward`` stays the reference: the tests check both agree.
     backward_np = None
     _freed = False  # set once backward released the saved values
-    _retained = None  # weak reference to an output whose .grad the user wants kept (retain_grad)
+    # weak reference to an output whose .grad the user wants kept (retain_grad)
+    _retained: weakref.ref[Tensor] | None = None
     _dirty = False  # set when the output was modified in place after this node saved it
-    _keep = ()  # small constants kept after release, so a drawn or explained graph still shows them
+    _keep: tuple[str, ...] = ()  # small constants kept after release, so a drawn or explained graph still shows them
 
     @classmethod
     def apply(cls, *tensors, **params):

@@ -860,7 +860,7 @@ def _erf(x):
 
 
 try:  # exact erf when the platform's libm is reachable through NumPy's math module
-    _math_erf = np.frompyfunc(math.erf, 1, 1)
+    _math_erf: np.ufunc | None = np.frompyfunc(math.erf, 1, 1)
 except Exception:  # pragma: no cover
     _math_erf = None
 

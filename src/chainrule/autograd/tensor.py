@@ -8,6 +8,7 @@ those nodes backwards (see ``engine.py``) and leaves dL/dx in the ``.grad`` of e
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,6 +36,17 @@ class Tensor:
 
     __slots__ = ("data", "requires_grad", "grad", "grad_fn", "_version", "__weakref__")
     __array_priority__ = 1000  # ndarray + Tensor gives a Tensor (NumPy defers to our __radd__)
+
+    data: np.ndarray
+    requires_grad: bool
+    grad: Tensor | None
+    grad_fn: _fn.Function | None
+    _version: int
+
+    if TYPE_CHECKING:
+        # The op methods (``exp``, ``sum``, ``matmul``, ...) are bound from ``ops`` after the class body
+        # (``_METHODS``); this tells type checkers they exist without a second list to keep in step.
+        def __getattr__(self, name: str) -> Any: ...
 
     def __init__(self, *args, dtype=None, requires_grad: bool = False):
         """torch's legacy constructor: ``Tensor(data)`` or ``Tensor(*sizes)``.
@@ -552,10 +564,8 @@ _METHODS = [
 for _name in _METHODS:
     if hasattr(ops, _name) and not hasattr(Tensor, _name):
         setattr(Tensor, _name, getattr(ops, _name))
-Tensor.absolute = Tensor.abs
-Tensor.negative = Tensor.neg
-Tensor.multiply = Tensor.mul
-Tensor.subtract = Tensor.sub
-Tensor.divide = Tensor.div
-Tensor.arctan = getattr(ops, "atan", None)
-del _name
+# NumPy-style aliases that torch also has.
+for _name, _op in (("absolute", "abs"), ("negative", "neg"), ("multiply", "mul"), ("subtract", "sub"),
+                   ("divide", "div"), ("arctan", "atan")):
+    setattr(Tensor, _name, getattr(ops, _op))
+del _name, _op

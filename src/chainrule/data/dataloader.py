@@ -245,7 +245,8 @@ def default_collate(batch: list):
         if type(elem) is dict:
             return out
         try:
-            return type(elem)(out)                 # e.g. an OrderedDict stays one
+            # e.g. an OrderedDict stays one; a Mapping type that can't be built from a dict falls back below
+            return type(elem)(out)  # type: ignore[call-arg]  # mypy only knows the abstract Mapping here
         except TypeError:
             return out
     if isinstance(elem, tuple) and hasattr(elem, "_fields"):      # namedtuple
@@ -307,6 +308,7 @@ class DataLoader:
         if sampler is None:
             sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
         if batch_sampler is None:
+            assert batch_size is not None  # checked to be a positive int above when there is no batch_sampler
             batch_sampler = BatchSampler(sampler, batch_size, drop_last)
         self.dataset = dataset
         self.batch_size = batch_size

@@ -291,12 +291,12 @@ def random_split(dataset, lengths: Sequence[int | float], generator: Generator |
     if any(int(x) != x or x < 0 for x in lengths):
         raise ValueError(f"random_split: lengths must be non-negative ints or fractions summing to 1, "
                          f"got {lengths}")
-    lengths = [int(x) for x in lengths]
-    if sum(lengths) != n:
-        raise ValueError(f"random_split: the lengths sum to {sum(lengths)} but the dataset has {n} samples")
+    sizes = [int(x) for x in lengths]
+    if sum(sizes) != n:
+        raise ValueError(f"random_split: the lengths sum to {sum(sizes)} but the dataset has {n} samples")
     perm = _rng(generator).permutation(n)
     out, offset = [], 0
-    for length in lengths:
+    for length in sizes:
         out.append(Subset(dataset, perm[offset:offset + length].tolist()))
         offset += length
     return out

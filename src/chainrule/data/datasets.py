@@ -98,8 +98,9 @@ def default_data_dir(name: str) -> Path:
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
-_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_TYPES: dict[int, type[np.generic] | np.dtype] = {
+    0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
 def read_idx(source, expected_magic: int | None = None) -> np.ndarray:

@@ -434,7 +434,7 @@ class _ClassTargets:
         self.y = y if valid is None else np.where(valid, y, 0)
         self._valid = valid
         self._w = None if w is None else w.astype(self.dtype)
-        self._wy = None
+        self._wy: np.ndarray | None = None
 
     # Class weights, per-row weights and the valid mask are built only when a formula needs them:
     # plain cross-entropy (no weights, nothing ignored, no smoothing) never does.
@@ -690,7 +690,7 @@ def kl_div(input: Tensor, target, size_average=None, reduce=None, reduction: str
 class _Loss(Module):
     """Base of the loss modules: stores ``reduction`` (legacy size_average/reduce resolved)."""
 
-    _allowed = _REDUCTIONS
+    _allowed: tuple[str, ...] = _REDUCTIONS
 
     def __init__(self, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__()

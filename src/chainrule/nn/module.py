@@ -24,7 +24,8 @@ from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor
 from .parameter import Parameter
 
-_IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+# Named as in torch, so that the repr reads ``IncompatibleKeys(missing_keys=..., unexpected_keys=...)``.
+_IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])  # type: ignore[name-match]
 
 
 def _quoted(keys) -> str:
@@ -132,7 +133,7 @@ class Module:
         if isinstance(value, Parameter):
             self._check_init("parameters")
             self._forget(name)
-            params[name] = value
+            d["_parameters"][name] = value
         elif params is not None and name in params:
             if value is not None:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as parameter {name!r} "

@@ -150,7 +150,7 @@ class Optimizer:
             if p.data.dtype.kind != "f":
                 raise TypeError(f"optimizer can only optimize floating-point Tensors, but parameter {i} "
                                 f"has dtype {p.data.dtype}; convert it first, e.g. p.float()")
-            if not p.is_leaf:
+            if p.grad_fn is not None:  # not p.is_leaf
                 raise ValueError(f"can't optimize a non-leaf Tensor (parameter {i} was computed by "
                                  f"{p.grad_fn.name}); optimize the leaf it was computed from, or detach() it")
         if len({id(p) for p in params}) != len(params):

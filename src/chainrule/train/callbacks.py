@@ -365,10 +365,10 @@ class ConvergenceCriterion(Callback):
         self.min_epochs = min_epochs
         self._reader = _Monitor("ConvergenceCriterion", monitor)
 
-    def on_train_begin(self, logs=None):
-        self.previous = None
+    def on_train_begin(self, logs=None) -> None:
+        self.previous: float | None = None
         self.grad_norms: list[float] = []
-        self.converged_epoch = None
+        self.converged_epoch: int | None = None
         self._norm_sum, self._norm_count = 0.0, 0
 
     def on_epoch_begin(self, epoch, logs=None):

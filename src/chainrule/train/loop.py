@@ -66,7 +66,7 @@ class History:
     ([0.5, 0.3], [0, 1], 0.9)
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.history: dict[str, list] = {}
         self.epoch: list[int] = []
         self.note: str | None = None
