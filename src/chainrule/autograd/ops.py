@@ -66,18 +66,29 @@ def as_tensor_like(x, like=None):
     return _make(_dtypes.infer_array(x))
 
 
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+
+
 def promote(a, b):
-    """Torch's type promotion for two tensors: a float dtype wins over ints and bools."""
+    """Torch's type promotion for two tensors.
+
+    A higher category (bool < integer < float) wins; within one category the wider dtype wins, except
+    that a 0-d tensor beside a tensor with dimensions counts like a Python number: it changes the
+    result only if its category is higher (float32 tensor * 0-d float64 tensor stays float32).
+    """
     da, db = a.data.dtype, b.data.dtype
     if da == db:
         return a, b
-    fa, fb = da.kind == "f", db.kind == "f"
-    if fa and not fb:
-        return a, cast(b, da)
-    if fb and not fa:
-        return cast(a, db), b
-    dt = np.promote_types(da, db)
-    return cast(a, dt), cast(b, dt)
+    ca, cb = _CATEGORY[da.kind], _CATEGORY[db.kind]
+    za, zb = a.data.ndim == 0, b.data.ndim == 0
+    if za != zb:
+        zero, dims = (da, db) if za else (db, da)
+        dt = zero if _CATEGORY[zero.kind] > _CATEGORY[dims.kind] else dims
+    elif ca != cb:
+        dt = da if ca > cb else db
+    else:
+        dt = np.promote_types(da, db)
+    return (a if da == dt else cast(a, dt)), (b if db == dt else cast(b, dt))
 
 
 def _tensors(a, b):
@@ -276,7 +287,7 @@ class Div(Function):
     def forward(self, a, b):
         if a.shape != b.shape:
             _check_broadcast("div", a, b)
-        return _floatify(a) / b
+        return _floatify(a) / _floatify(b)  # int / int is float32, as torch (not NumPy's float64)
 
     def backward(self, g):
         a, b = self.inputs
@@ -296,6 +307,8 @@ class Pow(Function):
     """y = a ** b.  dL/da = g b a^(b-1), dL/db = g y log a (0 where a = 0)."""
 
     def forward(self, a, b):
+        if a.dtype.kind in "iu" and b.dtype.kind in "iu":
+            return np.power(a, b)  # int ** int stays int, as torch (negative powers raise)
         return np.power(_floatify(a), b)
 
     def backward(self, g):
@@ -416,7 +429,9 @@ class PowScalar(Function):
 
     def forward(self, x):
         c = self.c
-        if c == 2:
+        if x.dtype.kind == "b" and isinstance(c, bool):
+            return np.power(x, c).astype(bool)  # bool ** bool stays bool, as torch
+        if c == 2 and x.dtype.kind != "b":
             return x * x
         return np.power(_floatify(x) if isinstance(c, float) or c < 0 else x, c)
 
@@ -447,7 +462,9 @@ class RPowScalar(Function):
     saves_output = True
 
     def forward(self, x):
-        self.y = np.power(self.c, _floatify(x))
+        c = self.c
+        int_pow = x.dtype.kind in "iu" and isinstance(c, int)  # bool is an int here: True ** x is 1 ** x
+        self.y = np.power(int(c), x) if int_pow else np.power(c, _floatify(x))  # 3 ** int tensor stays int
         return self.y
 
     def backward(self, g):
@@ -460,7 +477,9 @@ def _scalar(c, x):
         return c
     if isinstance(c, (np.floating, float)):
         return float(c)
-    if isinstance(c, (np.integer, int, np.bool_, bool)):
+    if isinstance(c, (bool, np.bool_)):
+        return bool(c)  # bool tensor + True stays bool, as torch (NumPy makes bool + 1 an int)
+    if isinstance(c, (np.integer, int)):
         return int(c)
     raise TypeError(f"unsupported operand: Tensor and {type(c).__name__}")
 
@@ -1188,8 +1207,31 @@ def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
                                                     else math.nan)
 
 
+class StdFromVar(Function):
+    """y = sqrt(v) for ``std``.  dL/dv = g / (2 y), and 0 where y = 0 (as torch: a constant sample has
+    no direction of steepest change, and 0/0 would poison every gradient it touches)."""
+
+    saves_inputs = False
+    saves_output = True
+
+    def forward(self, v):
+        self.y = np.sqrt(v)
+        return self.y
+
+    def backward(self, g):
+        y = self.output()
+        zero = y == 0
+        return where(zero, zeros_like(g), g / (where(zero, ones_like(y), y) * 2.0))
+
+    def backward_np(self, g):
+        y = self.y
+        zero = y == 0
+        return np.where(zero, 0, g / (np.where(zero, 1, y) * 2.0))
+
+
 def std(x, dim=None, unbiased=None, keepdim=False, correction=None):
-    return sqrt(var(x, dim, unbiased=unbiased, keepdim=keepdim, correction=correction))
+    """sqrt(var(x)); its gradient is 0 (not NaN) where the variance is 0, as torch's."""
+    return StdFromVar.apply(var(x, dim, unbiased=unbiased, keepdim=keepdim, correction=correction))
 
 
 def var_mean(x, dim=None, unbiased=None, keepdim=False, correction=None):

@@ -533,6 +533,8 @@ class CrossEntropyFunction(Function):
             grad[rows, ct.y] -= coef * a
             if eps:
                 grad -= np.outer(coef * ct.valid * (eps / ct.C), ct.w)
+            if not ct.all_valid:
+                grad[~ct.valid] = 0  # ignored rows: exactly 0, even when every row is ignored (coef NaN)
         return _from_rows(grad.astype(self.p.dtype, copy=False), self.inputs[0].data.shape)
 
     def backward(self, g):
@@ -550,6 +552,8 @@ class CrossEntropyFunction(Function):
         if coef.ndim == 1:
             coef = _ops.reshape(coef, (-1, 1))
         grad = (p * Tensor._make(scale.astype(p.dtype)) - Tensor._make(const)) * coef
+        if not ct.all_valid:
+            grad = _ops.where(Tensor._make(ct.valid[:, None]), grad, 0.0)
         return _from_rows_t(grad, x.shape)
 
 
@@ -584,13 +588,18 @@ class NLLLossFunction(Function):
     def backward_np(self, g):
         coef = self._coef(g)
         grad = self._pick(g.dtype) * (coef[:, None] if np.ndim(coef) else coef)
+        if not self.ct.all_valid:
+            grad[~self.ct.valid] = 0  # ignored rows: exactly 0, even when every row is ignored
         return _from_rows(grad, self.inputs[0].data.shape)
 
     def backward(self, g):
         coef = self._coef(g)
         if coef.ndim == 1:
             coef = _ops.reshape(coef, (-1, 1))
-        return _from_rows_t(Tensor._make(self._pick(g.dtype)) * coef, self.inputs[0].shape)
+        grad = Tensor._make(self._pick(g.dtype)) * coef
+        if not self.ct.all_valid:
+            grad = _ops.where(Tensor._make(self.ct.valid[:, None]), grad, 0.0)
+        return _from_rows_t(grad, self.inputs[0].shape)
 
 
 def _check_class_input(x: Tensor, name: str) -> None:
