@@ -1,6 +1,6 @@
 """XOR: a linear classifier gets at most 3 of the 4 points; one hidden layer gets all 4.
 
-    python examples/xor.py [--out DIR]     # writes xor_boundary.png (needs matplotlib)
+    python examples/xor.py [--fast] [--out DIR]     # writes xor_boundary.png (needs matplotlib)
 """
 
 import argparse

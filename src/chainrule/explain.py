@@ -48,6 +48,8 @@ or use ``backward(retain_graph=True)``).
 
 from __future__ import annotations
 
+import sys as _sys
+import types as _types
 from dataclasses import dataclass, field
 from typing import SupportsFloat
 
@@ -470,3 +472,25 @@ def _accumulate_leaf(t: Tensor, gi: Tensor) -> None:
         t.grad = t.grad + Tensor._make(g)
     else:
         np.add(t.grad.data, g, out=t.grad.data)
+
+
+class _ExplainModule(_types.ModuleType):
+    """This module, callable as the function it is named after.
+
+    ``chainrule.explain`` is meant to be the function, but importing this submodule (``from
+    chainrule.explain import explain``, or ``import chainrule.viz``, which uses its helpers) makes
+    Python bind ``chainrule.explain`` to the module.  Calling the module calls the function, so
+    ``chainrule.explain(output)`` works whatever was imported first.
+    """
+
+    def __call__(self, *args, **kwargs) -> Explanation:
+        return explain(*args, **kwargs)
+
+    @property
+    def __signature__(self):  # inspect.signature(chainrule.explain) shows the function's parameters
+        import inspect
+
+        return inspect.signature(explain)
+
+
+_sys.modules[__name__].__class__ = _ExplainModule

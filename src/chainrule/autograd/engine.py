@@ -45,6 +45,35 @@ def _topo_order(roots):
 _seq = operator.attrgetter("_seq")
 
 
+def _unrebind(roots):
+    """Give nodes recorded before an in-place op on one of their inputs the value they used.
+
+    A node holds its input Tensors, and an in-place op (``y.add_(1)``) re-attaches ``y`` to a new node
+    created later (``ops.inplace``), which stores the pre-update tensor as ``_rebased_from``.  A node
+    older than its input's ``grad_fn`` therefore saw an earlier version: follow ``_rebased_from`` back
+    to it, so gradients reach the graph that value came from, as in torch.  Returns the nodes reached.
+    """
+    seen = set(roots)
+    stack = list(seen)
+    while stack:
+        node = stack.pop()
+        s = node._seq
+        ins = node.inputs
+        for i, t in enumerate(node.inputs):
+            p = t.grad_fn
+            if p is not None and p._seq > s:
+                while p is not None and p._seq > s and "_rebased_from" in p.__dict__:
+                    t = p.__dict__["_rebased_from"]
+                    p = t.grad_fn
+                ins = ins[:i] + (t,) + ins[i + 1:]
+            if p is not None and p not in seen:
+                seen.add(p)
+                stack.append(p)
+        if ins is not node.inputs:
+            node.inputs = ins
+    return seen
+
+
 def _check_versions(node) -> None:
     if node._dirty:
         raise RuntimeError(
@@ -92,7 +121,10 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None, ac
             owned.add(node)
         else:
             grads[node] = g
-    order = _topo_order([t.grad_fn for t in roots if t.grad_fn is not None])
+    root_nodes = [t.grad_fn for t in roots if t.grad_fn is not None]
+    order = _topo_order(root_nodes)
+    if order and order[-1]._seq < _fn._rebind_seq:  # rare: part of the graph predates an in-place op
+        order = sorted(_unrebind(root_nodes), key=_seq, reverse=True)
     anomaly = _fn._anomaly
     prev_mode = _fn._grad_enabled
     _fn._grad_enabled = create_graph

@@ -18,7 +18,11 @@ def _finish(arr, requires_grad):
     return t
 
 
-def _size(size):
+def _size(size, kw=None):
+    if kw is not None:  # torch's size= keyword: zeros(size=(2, 3))
+        if size:
+            raise TypeError("pass the sizes either positionally or as size=, not both")
+        size = (kw,)
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     try:
@@ -55,21 +59,23 @@ def _float_dtype(dtype):
     return _as(dtype) or _dtypes.get_default_dtype()
 
 
-def zeros(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
-    return _finish(np.zeros(_size(size), dtype=_float_dtype(dtype)), requires_grad)
+def zeros(*sizes, size=None, dtype=None, requires_grad=False, device=None) -> Tensor:
+    return _finish(np.zeros(_size(sizes, size), dtype=_float_dtype(dtype)), requires_grad)
 
 
-def ones(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
-    return _finish(np.ones(_size(size), dtype=_float_dtype(dtype)), requires_grad)
+def ones(*sizes, size=None, dtype=None, requires_grad=False, device=None) -> Tensor:
+    return _finish(np.ones(_size(sizes, size), dtype=_float_dtype(dtype)), requires_grad)
 
 
-def empty(*size, dtype=None, requires_grad=False, device=None) -> Tensor:
-    return _finish(np.empty(_size(size), dtype=_float_dtype(dtype)), requires_grad)
+def empty(*sizes, size=None, dtype=None, requires_grad=False, device=None) -> Tensor:
+    return _finish(np.empty(_size(sizes, size), dtype=_float_dtype(dtype)), requires_grad)
 
 
 def full(size, fill_value, dtype=None, requires_grad=False, device=None) -> Tensor:
     dt = _as(dtype)
     if dt is None:
+        if isinstance(fill_value, np.generic):
+            fill_value = fill_value.item()  # a NumPy scalar fills like the Python number (as torch)
         dt = _dtypes.infer_array(fill_value).dtype
     return _finish(np.full(_size((size,)), fill_value, dtype=dt), requires_grad)
 
@@ -78,13 +84,14 @@ def eye(n, m=None, dtype=None, requires_grad=False, device=None) -> Tensor:
     return _finish(np.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
 
 
-def arange(start, end=None, step=1, dtype=None, requires_grad=False, device=None) -> Tensor:
+def arange(start=0, end=None, step=1, dtype=None, requires_grad=False, device=None) -> Tensor:
     """Values start, start + step, ... below end; int64 for int arguments, else float32."""
     if end is None:
         start, end = 0, start
+    start, end, step = (v.item() if isinstance(v, (Tensor, np.generic)) else v for v in (start, end, step))
     dt = _as(dtype)
     if dt is None:
-        all_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
+        all_int = all(isinstance(v, int) for v in (start, end, step))
         dt = _dtypes.int64 if all_int else _dtypes.get_default_dtype()
     return _finish(np.arange(start, end, step).astype(dt), requires_grad)
 
@@ -97,19 +104,19 @@ def logspace(start, end, steps, base=10.0, dtype=None, requires_grad=False, devi
     return _finish(np.logspace(start, end, int(steps), base=base).astype(_float_dtype(dtype)), requires_grad)
 
 
-def rand(*size, generator=None, dtype=None, requires_grad=False, device=None) -> Tensor:
+def rand(*sizes, size=None, generator=None, dtype=None, requires_grad=False, device=None) -> Tensor:
     """Uniform on [0, 1) from the global generator (seeded by ``manual_seed``)."""
     dt = _float_dtype(dtype)
-    return _finish(_random._rng(generator).random(_size(size), dtype=np.float64).astype(dt), requires_grad)
+    return _finish(_random._rng(generator).random(_size(sizes, size), dtype=np.float64).astype(dt), requires_grad)
 
 
-def randn(*size, generator=None, dtype=None, requires_grad=False, device=None) -> Tensor:
+def randn(*sizes, size=None, generator=None, dtype=None, requires_grad=False, device=None) -> Tensor:
     """Standard normal samples from the global generator."""
     dt = _float_dtype(dtype)
-    return _finish(_random._rng(generator).standard_normal(_size(size)).astype(dt), requires_grad)
+    return _finish(_random._rng(generator).standard_normal(_size(sizes, size)).astype(dt), requires_grad)
 
 
-def randint(low, high=None, size=None, generator=None, dtype=None, requires_grad=False, device=None) -> Tensor:
+def randint(low=0, high=None, size=None, generator=None, dtype=None, requires_grad=False, device=None) -> Tensor:
     """Integers in [low, high) (int64), torch's ``randint(low=0, high, size)``."""
     if size is None:
         if high is None or not isinstance(high, (tuple, list)):
@@ -149,5 +156,5 @@ def full_like(x, fill_value, dtype=None, requires_grad=False, device=None) -> Te
     return full(x.shape, fill_value, dtype=_as(dtype) or x.dtype, requires_grad=requires_grad)
 
 
-def randint_like(x, low, high=None, dtype=None, requires_grad=False, device=None) -> Tensor:
+def randint_like(x, low=0, high=None, dtype=None, requires_grad=False, device=None) -> Tensor:
     return randint(low, high, x.shape, dtype=_as(dtype) or x.dtype)

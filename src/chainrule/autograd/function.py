@@ -80,13 +80,22 @@ class _GradMode:
         return wrapper
 
 
-class no_grad(_GradMode):
+class _BareDecorator(_GradMode):
+    """``@no_grad()`` and, as in torch, the bare ``@no_grad`` decorate alike."""
+
+    def __new__(cls, orig_func=None):
+        if orig_func is None:
+            return super().__new__(cls)
+        return cls()(orig_func)
+
+
+class no_grad(_BareDecorator):
     """Context manager / decorator: operations inside record no graph (evaluation, optimizer steps)."""
 
     _mode = False
 
 
-class enable_grad(_GradMode):
+class enable_grad(_BareDecorator):
     """Context manager / decorator that turns graph recording back on inside ``no_grad``."""
 
     _mode = True
@@ -102,11 +111,25 @@ class set_grad_enabled(_GradMode):
         _grad_enabled = self._mode  # torch applies it at once, so a bare call works too
 
     def __enter__(self):
-        pass
+        global _grad_enabled
+        _grad_enabled = self._mode
+
+    def __call__(self, fn):
+        global _grad_enabled
+        _grad_enabled = self._prev  # as a decorator it must not change the mode now, only inside fn
+        return super().__call__(fn)
 
 
 class inference_mode(no_grad):
-    """Alias of ``no_grad`` (chainrule has no separate inference tensors)."""
+    """Alias of ``no_grad`` (chainrule has no separate inference tensors); ``inference_mode(False)`` enables grad."""
+
+    def __new__(cls, mode=True):
+        if not isinstance(mode, bool):  # bare @inference_mode
+            return cls()(mode)
+        return object.__new__(cls)
+
+    def __init__(self, mode: bool = True):
+        self._mode = not mode
 
 
 def set_detect_anomaly(mode: bool) -> None:
@@ -247,6 +270,9 @@ class Function:
 
 _new = object.__new__
 _counter = itertools.count()
+# ``_seq`` of the newest node an in-place op re-attached a tensor to (``ops.inplace``): nodes older than it
+# may still point at that tensor, and backward then looks up the value they really used (engine._unrebind).
+_rebind_seq = -1
 
 
 def _record(fn, tensors, out):

@@ -1053,6 +1053,8 @@ def clamp(x, min=None, max=None):  # noqa: A002
         if max is not None:
             r = minimum(r, as_tensor_like(max, x))
         return r
+    if x.data.dtype.kind != "f" and (isinstance(min, float) or isinstance(max, float)):
+        x = cast(x, _dtypes.get_default_dtype())  # int tensor, float bound: the result is float, as torch
     return Clamp.apply(x, lo=min, hi=max)
 
 
@@ -1111,8 +1113,38 @@ lt = _nograd(np.less)
 le = _nograd(np.less_equal)
 gt = _nograd(np.greater)
 ge = _nograd(np.greater_equal)
-fmod = _nograd(np.fmod)
-remainder = _nograd(np.mod)
+
+
+class Remainder(Function):
+    """y = a - b floor(a / b) (sign of b; ``trunc``: fmod's a - b trunc(a / b), sign of a).
+    dL/da = g, dL/db = -g floor(a / b) (trunc(a / b) for fmod), as torch."""
+
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            _check_broadcast("fmod" if self.trunc else "remainder", a, b)
+        return np.fmod(a, b) if self.trunc else np.mod(a, b)
+
+    def backward(self, g):
+        a, b = self.inputs
+        na, nb = self.needs_input_grad
+        gb = None
+        if nb:
+            q = np.true_divide(a.data, b.data)
+            q = np.trunc(q) if self.trunc else np.floor(q)
+            gb = sum_to(Mask.apply(g, m=(-q).astype(g.data.dtype)), b.data.shape)
+        return (sum_to(g, a.data.shape) if na else None), gb
+
+
+def remainder(a, b):
+    """Python's ``a % b`` (the result has the sign of b); differentiable like torch.remainder."""
+    a, b = _tensors(a, b)
+    return Remainder.apply(a, b, trunc=False)
+
+
+def fmod(a, b):
+    """C's fmod (the result has the sign of a); differentiable like torch.fmod."""
+    a, b = _tensors(a, b)
+    return Remainder.apply(a, b, trunc=True)
 
 
 def round(x, decimals=0):  # noqa: A001
@@ -1127,8 +1159,24 @@ def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
     return bool(np.allclose(a.data, _raw(b), rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
+class NanToNum(Function):
+    """y = x with NaN, +inf and -inf replaced by numbers.  dL/dx = g where x is finite, else 0 (as torch)."""
+
+    saves_inputs = False
+
+    def forward(self, x):
+        self.m = np.isfinite(x)
+        return np.nan_to_num(x, nan=self.nan, posinf=self.posinf, neginf=self.neginf)
+
+    def backward(self, g):
+        return Mask.apply(g, m=self.m)
+
+    def backward_np(self, g):
+        return g * self.m
+
+
 def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
-    return _make(np.nan_to_num(x.data, nan=nan, posinf=posinf, neginf=neginf))
+    return NanToNum.apply(x, nan=nan, posinf=posinf, neginf=neginf)
 
 
 def count_nonzero(x, dim=None):
@@ -1573,7 +1621,7 @@ def _index_array(index):
         if isinstance(i, Tensor):
             i = i.data
         if isinstance(i, list):
-            i = np.asarray(i)
+            i = np.asarray(i) if i else np.zeros(0, np.int64)  # x[[]] selects nothing (NumPy's [] is float)
         if isinstance(i, np.ndarray):
             if i.dtype.kind == "f":
                 raise IndexError("tensors used as indices must be long, int or bool tensors, got float")
@@ -1698,7 +1746,8 @@ def setitem_(x, index, value):
         if x.grad_fn is None and x.requires_grad:
             raise RuntimeError("a leaf tensor that requires grad is being used in an in-place operation "
                                "(x[...] = v); wrap it in `with chainrule.no_grad():` to initialise it")
-        return inplace(x, lambda t: _setitem_graph(t, idx, as_tensor_like(value, t)))
+        # the value goes in as an argument: inplace records the step when it requires grad, not only x
+        return inplace(x, lambda t, v: _setitem_graph(t, idx, v), as_tensor_like(value, x))
     x.data[idx] = v
     x._version += 1
     return x
@@ -1752,14 +1801,21 @@ def concatenate(tensors, dim=0):
         raise RuntimeError("cat: expected a non-empty list of tensors")
     if _dtype_of(tensors) is None:
         dt = tensors[0].data.dtype
-        for t in tensors[1:]:
-            dt = promote(_make(np.zeros((), dt)), t)[0].data.dtype
+        for t in tensors[1:]:  # as torch: the highest category wins, then the widest type (0-d or not)
+            o = t.data.dtype
+            dt = (dt if _CATEGORY[dt.kind] > _CATEGORY[o.kind] else o if _CATEGORY[o.kind] > _CATEGORY[dt.kind]
+                  else np.promote_types(dt, o))
         tensors = [cast(t, dt) for t in tensors]
     nd = tensors[0].ndim
-    d = dim % nd if nd else 0
+    if nd == 0:
+        raise RuntimeError("cat: zero-dimensional tensor (at position 0) cannot be concatenated; use stack")
+    d = dim % nd
     ref = tensors[0].shape
     for t in tensors[1:]:
         if t.ndim != nd or builtins.any(a != b for i, (a, b) in enumerate(zip(t.shape, ref)) if i != d):
+            kept = [t for t in tensors if t.shape != (0,)]
+            if kept and len(kept) < len(tensors):  # torch skips legacy empty 1-D tensors in cat
+                return concatenate(kept, dim)
             raise RuntimeError(f"cat: sizes of tensors must match except in dimension {dim}: got "
                                f"{tuple(ref)} and {tuple(t.shape)}")
     return Concatenate.apply(*tensors, dim=d)
@@ -2015,7 +2071,14 @@ class Linear(Function):
 
 def linear(x, weight, bias=None):
     """y = x W^T + b with torch's layout (W: (out_features, in_features))."""
-    if x.data.shape[-1] != weight.data.shape[-1]:
+    try:
+        in_features = x.data.shape[-1]
+    except (AttributeError, IndexError):  # the error path only: the common call pays nothing for it
+        if not isinstance(x, Tensor):
+            raise TypeError(f"linear: input must be a chainrule Tensor, got {type(x).__name__}") from None
+        raise RuntimeError(f"linear: input must have at least 1 dimension (the {weight.shape[-1]} "
+                           "in_features), got a 0-d tensor") from None
+    if in_features != weight.data.shape[-1]:
         raise RuntimeError(f"linear: input {tuple(x.shape)} @ weight^T {tuple(weight.shape[::-1])}: "
                            f"in_features {x.shape[-1]} and {weight.shape[-1]} differ")
     if x.data.dtype != weight.data.dtype:
@@ -2157,6 +2220,8 @@ def inplace(x, op, *args):
             isinstance(a, Tensor) and a.requires_grad for a in args))):
         with _fnmod.no_grad():
             r = op(x, *args)
+        if r.data.dtype != x.data.dtype:
+            _check_inplace_dtype(r, x)
         _write(x, r.data)
         return x
     old = _make(x.data, x.grad_fn, x.requires_grad)  # the pre-update value, as a separate graph tensor
@@ -2164,10 +2229,26 @@ def inplace(x, op, *args):
     if x.grad_fn is not None and x.grad_fn.saves_output:
         x.grad_fn._dirty = True
     r = op(old, *args)
+    if r.data.dtype != x.data.dtype:
+        _check_inplace_dtype(r, x)
     _write(x, r.data)
     old._version = x._version
-    x.grad_fn, x.requires_grad = r.grad_fn, r.requires_grad
+    node = r.grad_fn
+    if node is not None and node is not old.grad_fn:
+        # Nodes recorded before this call still hold x; backward finds the value they used here
+        # (engine._unrebind), so they keep their place in the graph, as in torch.
+        node._rebased_from = old
+        node._keep = node._keep + ("_rebased_from",)
+        _fnmod._rebind_seq = node._seq
+    x.grad_fn, x.requires_grad = node, r.requires_grad
     return x
+
+
+def _check_inplace_dtype(result, x):
+    """As torch: an in-place op may not store a float result in an int tensor (x.long().add_(1.5))."""
+    dr, dx = result.data.dtype, x.data.dtype
+    if _CATEGORY[dr.kind] > _CATEGORY[dx.kind]:
+        raise RuntimeError(f"result type {dr} can't be cast to the desired output type {dx} (in-place operation)")
 
 
 def _write(x, value):

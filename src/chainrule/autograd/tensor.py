@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import _dtypes
-from . import engine
+from . import _format, engine
 from . import function as _fn
 from . import ops
 
@@ -141,8 +141,11 @@ class Tensor:
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep theirs)."""
-        if self.grad_fn is not None:
-            self.grad_fn._retained = weakref.ref(self)
+        fn = self.grad_fn
+        if fn is not None:
+            fn._retained = weakref.ref(self)
+            if "_retained" not in fn._keep:
+                fn._keep = fn._keep + ("_retained",)  # retains_grad stays True after backward frees the node
         elif not self.requires_grad:
             raise RuntimeError("can't retain_grad on a tensor that has requires_grad=False")
 
@@ -244,21 +247,16 @@ class Tensor:
     def __hash__(self):
         return id(self)
 
+    def __contains__(self, element) -> bool:
+        return bool((self.data == _raw(element)).any())
+
+    def __format__(self, spec: str) -> str:
+        if self.data.ndim == 0 and type(self) is Tensor:  # as torch: f"{loss:.4f}" formats the number
+            return self.data.item().__format__(spec)
+        return object.__format__(self, spec)
+
     def __repr__(self) -> str:
-        d = self.data
-        body = np.array2string(d, separator=", ", precision=4, prefix="tensor(",
-                               floatmode="fixed" if d.dtype.kind == "f" and d.size and
-                               np.all(np.isfinite(d)) and np.any(d != np.round(d)) else "maxprec_equal")
-        extra = []
-        if d.dtype not in (np.float32, np.int64, np.bool_) or (d.size == 0 and d.dtype != np.float32):
-            extra.append(f"dtype=chainrule.{d.dtype}")
-        if d.size == 0 and d.ndim != 1:
-            extra.append(f"size={tuple(d.shape)}")
-        if self.grad_fn is not None:
-            extra.append(f"grad_fn=<{self.grad_fn.name}Backward>")
-        elif self.requires_grad:
-            extra.append("requires_grad=True")
-        return "tensor(" + body + "".join(", " + e for e in extra) + ")"
+        return _format.tensor_repr(self)  # torch's layout, dtypes named chainrule.*
 
     # ---- dtype conversions -------------------------------------------------------------------------
     def to(self, *args, dtype=None, copy: bool = False, **kwargs) -> Tensor:
@@ -301,7 +299,8 @@ class Tensor:
         return ops.clone(self)
 
     def contiguous(self) -> Tensor:
-        return self
+        """self if its memory is already in row-major order, else a copy (writable, unlike an expanded view)."""
+        return self if self.data.flags.c_contiguous else ops.clone(self)
 
     # ---- arithmetic (the hot path: dispatch by exact class first) ----------------------------------
     def __add__(self, other):
@@ -351,7 +350,10 @@ class Tensor:
         return Tensor._make(np.floor_divide(_raw(other), self.data))
 
     def __mod__(self, other):
-        return Tensor._make(np.mod(self.data, _raw(other)))
+        return ops.remainder(self, other)
+
+    def __rmod__(self, other):
+        return ops.remainder(other, self)
 
     def __pow__(self, other):
         if other.__class__ is Tensor:
@@ -517,12 +519,50 @@ class Tensor:
     def type_as(self, other):
         return self.to(other.dtype)
 
+    # ---- torch's new_* constructors: same dtype as self unless dtype= says otherwise ----------------
+    def new_zeros(self, *size, dtype=None, requires_grad=False, device=None) -> Tensor:
+        return _new_filled(self, size, 0, dtype, requires_grad)
+
+    def new_ones(self, *size, dtype=None, requires_grad=False, device=None) -> Tensor:
+        return _new_filled(self, size, 1, dtype, requires_grad)
+
+    def new_empty(self, *size, dtype=None, requires_grad=False, device=None) -> Tensor:
+        return _new_filled(self, size, 0, dtype, requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, requires_grad=False, device=None) -> Tensor:
+        return _new_filled(self, (size,), fill_value, dtype, requires_grad)
+
+    def new_tensor(self, data, dtype=None, requires_grad=False, device=None) -> Tensor:
+        from .factories import tensor
+        return tensor(data, dtype=dtype or self.data.dtype, requires_grad=requires_grad)
+
+    def ndimension(self):
+        return self.data.ndim
+
+    def is_contiguous(self):
+        return bool(self.data.flags.c_contiguous)
+
+    def nonzero(self, as_tuple=False):
+        """Indices of the non-zero elements: an int64 (n, ndim) tensor, or one 1-D tensor per dim."""
+        d = self.data
+        idx = np.nonzero(d if d.ndim else d.reshape(1))  # a 0-d tensor has one (empty) index, or none
+        if as_tuple:
+            return tuple(Tensor._make(i.astype(np.int64)) for i in idx)
+        return Tensor._make(np.stack(idx, axis=1)[:, :d.ndim].astype(np.int64))
+
+    def unflatten(self, dim, sizes):
+        return ops.unflatten(self, dim, sizes)
+
+    def where(self, condition, other):
+        """``x.where(cond, y)`` is ``where(cond, x, y)``: x where cond holds, else y (torch's method order)."""
+        return ops.where(condition, self, other)
+
     def masked_fill(self, mask, value):
-        return ops.where(mask, ops.as_tensor_like(value, self), self)
+        """``value`` where ``mask`` holds; the result keeps self's dtype (as torch: int.masked_fill(m, 1.5))."""
+        return ops.where(mask, ops.cast(ops.as_tensor_like(value, self), self.data.dtype), self)
 
     def masked_fill_(self, mask, value):
-        return ops.inplace(self, lambda x: ops.where(mask, ops.as_tensor_like(value, x), x))
-
+        return ops.inplace(self, lambda x: ops.where(mask, ops.cast(ops.as_tensor_like(value, x), x.data.dtype), x))
 
 
 def _shape_args(shape):
@@ -535,6 +575,12 @@ def _shape_args(shape):
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
+
+
+def _new_filled(like, size, value, dtype, requires_grad) -> Tensor:
+    dt = _dtypes.as_dtype(dtype) or like.data.dtype
+    t = Tensor._make(np.full(_shape_args(size), value, dtype=dt))
+    return t.requires_grad_(True) if requires_grad else t
 
 
 def _as_grad(gradient, like) -> Tensor:

@@ -28,13 +28,14 @@ from .dataloader import (
     SequentialSampler,
     SubsetRandomSampler,
     default_collate,
+    default_convert,
 )
 from .dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split
 from .datasets import MNIST, FashionMNIST
 
 __all__ = [
     "Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split",
-    "DataLoader", "default_collate", "Sampler", "SequentialSampler", "RandomSampler",
+    "DataLoader", "default_collate", "default_convert", "Sampler", "SequentialSampler", "RandomSampler",
     "SubsetRandomSampler", "BatchSampler",
     "MNIST", "FashionMNIST", "datasets", "toy",
 ]

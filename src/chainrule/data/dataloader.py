@@ -41,7 +41,7 @@ from ..autograd.factories import from_numpy
 from ..autograd.ops import stack
 from ..random import Generator, _rng
 
-__all__ = ["DataLoader", "default_collate", "Sampler", "SequentialSampler", "RandomSampler",
+__all__ = ["DataLoader", "default_collate", "default_convert", "Sampler", "SequentialSampler", "RandomSampler",
            "SubsetRandomSampler", "BatchSampler"]
 
 
@@ -262,6 +262,32 @@ def default_collate(batch: list):
                     f"tuples or lists; found {type(elem).__name__}")
 
 
+def default_convert(data):
+    """One sample with its NumPy arrays made Tensors, everything else as is (torch's ``default_convert``).
+
+    The default ``collate_fn`` of a ``DataLoader`` with ``batch_size=None`` (no batching).  Containers
+    are converted element by element; as in ``default_collate``, tuples stay tuples.
+
+    >>> import numpy as np
+    >>> x, y = default_convert((np.zeros(2, np.float32), 3))
+    >>> type(x).__name__, y
+    ('Tensor', 3)
+    """
+    if isinstance(data, (np.ndarray, np.generic)):
+        return data if data.dtype.kind in "OSUV" else from_numpy(np.asarray(data))
+    if isinstance(data, collections.abc.Mapping):
+        out = {key: default_convert(value) for key, value in data.items()}
+        try:
+            return out if type(data) is dict else type(data)(out)  # type: ignore[call-arg]
+        except TypeError:
+            return out
+    if isinstance(data, tuple) and hasattr(data, "_fields"):      # namedtuple
+        return type(data)(*(default_convert(d) for d in data))
+    if isinstance(data, (tuple, list)):
+        return type(data)(default_convert(d) for d in data)
+    return data
+
+
 # ---- the loader ------------------------------------------------------------------------------------
 
 class DataLoader:
@@ -269,7 +295,8 @@ class DataLoader:
 
     Args:
         dataset: any object with ``__len__`` and ``__getitem__`` (optionally ``__getitems__``).
-        batch_size: samples per batch.
+        batch_size: samples per batch; ``None`` turns batching off: the loader yields
+            ``collate_fn(dataset[i])`` one sample at a time (default ``collate_fn``: ``default_convert``).
         shuffle: draw a new random order every epoch (from ``generator``, else the global generator
             seeded by ``cr.manual_seed``), reproducible bit for bit.
         sampler: an iterable of indices to use instead of (0..n-1 / a shuffle).  Excludes ``shuffle``.
@@ -278,8 +305,9 @@ class DataLoader:
         drop_last: drop the last batch if it is smaller than ``batch_size``.
         collate_fn: merges a list of samples into a batch (default: ``default_collate``).
         generator: a ``chainrule.Generator`` for the shuffle.
-        num_workers, pin_memory, timeout, worker_init_fn, prefetch_factor, persistent_workers:
-            accepted so PyTorch code runs unchanged; chainrule always loads in the main process.
+        num_workers, pin_memory, timeout, worker_init_fn, multiprocessing_context, prefetch_factor,
+            persistent_workers, pin_memory_device, in_order: accepted so PyTorch code runs unchanged;
+            chainrule always loads in the main process, in order.
 
     ``len(loader)`` is the number of batches per epoch.
 
@@ -292,23 +320,25 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool | None = None, sampler=None,
                  batch_sampler=None, num_workers: int = 0, collate_fn=None, pin_memory: bool = False,
-                 drop_last: bool = False, timeout: float = 0, worker_init_fn=None,
+                 drop_last: bool = False, timeout: float = 0, worker_init_fn=None, multiprocessing_context=None,
                  generator: Generator | None = None, *, prefetch_factor=None,
-                 persistent_workers: bool = False):
+                 persistent_workers: bool = False, pin_memory_device: str = "", in_order: bool = True):
         if batch_sampler is not None:
             if batch_size != 1 or shuffle or sampler is not None or drop_last:
                 raise ValueError("batch_sampler option is mutually exclusive with batch_size, shuffle, "
                                  "sampler, and drop_last")
             batch_size, drop_last = None, False
-        elif batch_size is None or isinstance(batch_size, bool) or not isinstance(batch_size, int) \
-                or batch_size <= 0:
+        elif batch_size is None:
+            if drop_last:
+                raise ValueError("batch_size=None option disables auto-batching and is mutually exclusive "
+                                 "with drop_last")
+        elif isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size should be a positive integer, got {batch_size!r}")
         if sampler is not None and shuffle:
             raise ValueError("sampler option is mutually exclusive with shuffle")
         if sampler is None:
             sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-        if batch_sampler is None:
-            assert batch_size is not None  # checked to be a positive int above when there is no batch_sampler
+        if batch_sampler is None and batch_size is not None:
             batch_sampler = BatchSampler(sampler, batch_size, drop_last)
         self.dataset = dataset
         self.batch_size = batch_size
@@ -316,12 +346,14 @@ class DataLoader:
         self.sampler = sampler
         self.batch_sampler = batch_sampler
         self.generator = generator
-        self.collate_fn = default_collate if collate_fn is None else collate_fn
+        if collate_fn is None:
+            collate_fn = default_collate if batch_sampler is not None else default_convert
+        self.collate_fn = collate_fn
         self.num_workers = num_workers
         self.pin_memory = pin_memory
 
     def __len__(self) -> int:
-        return len(self.batch_sampler)
+        return len(self.sampler if self.batch_sampler is None else self.batch_sampler)
 
     def _index_batches(self):
         if isinstance(self.batch_sampler, BatchSampler):
@@ -329,7 +361,9 @@ class DataLoader:
         return (np.asarray(b, dtype=np.int64) for b in self.batch_sampler)
 
     def __iter__(self):
-        # _index_batches() draws the epoch's random order right now, when iteration starts.
+        # _index_batches() / iter(sampler) draw the epoch's random order right now, when iteration starts.
+        if self.batch_sampler is None:                     # batch_size=None: one sample at a time
+            return map(lambda i: self.collate_fn(self.dataset[i]), iter(self.sampler))
         return self._batches(self._index_batches())
 
     def _batches(self, index_batches):

@@ -12,11 +12,14 @@ except at 0, so its derivative is 0 almost everywhere and no learning signal flo
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..autograd import ops as _ops
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from .layers import _dim
 from .module import Module
 
 
@@ -66,6 +69,54 @@ def sign(x: Tensor) -> Tensor:
 def _inplace(x: Tensor, fn, inplace: bool) -> Tensor:
     """``fn(x)``, written back into x when ``inplace`` (torch's ``inplace=True`` flag)."""
     return _ops.inplace(x, fn) if inplace else fn(x)
+
+
+class ELUInplaceFunction(Function):
+    """ELU for ``inplace=True``: backward reads the output, not the overwritten input (as torch's elu_).
+
+    y = x if x > 0 else alpha (e^x - 1);  dL/dx = g if x > 0 else g (y + alpha)  (= g alpha e^x).
+    """
+
+    saves_inputs = False
+    saves_output = True
+
+    def forward(self, x):
+        self.m = x > 0
+        self.y = np.where(self.m, x, self.alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype, copy=False)
+        return self.y
+
+    def backward(self, g):
+        return _ops.where(self.m, g, g * (self.output() + self.alpha))
+
+    def backward_np(self, g):
+        return np.where(self.m, g, g * (self.y + self.alpha))
+
+
+def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """x for x > 0, alpha (e^x - 1) otherwise; ``inplace`` overwrites x and still has a gradient."""
+    if inplace:
+        return _ops.inplace(x, lambda t: ELUInplaceFunction.apply(t, alpha=alpha))
+    return _ops.elu(x, alpha)
+
+
+def _softmax_dim(x: Tensor, dim: int | None, name: str, stacklevel: int) -> int | None:
+    """Check ``dim`` against the input (an IndexError naming the shape); warn as torch when it is None."""
+    if dim is None:
+        warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include "
+                      "dim=X as an argument.", UserWarning, stacklevel=stacklevel + 1)
+        return None
+    _dim(dim, x.ndim, name, x.shape)
+    return dim
+
+
+def softmax(x: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    """e^(x_i) / sum_j e^(x_j) along ``dim`` (None: torch's legacy implicit choice, with its warning)."""
+    return _ops.softmax(x, _softmax_dim(x, dim, "softmax", _stacklevel), dtype)
+
+
+def log_softmax(x: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
+    """x_i - log sum_j e^(x_j) along ``dim`` (None: torch's legacy implicit choice, with its warning)."""
+    return _ops.log_softmax(x, _softmax_dim(x, dim, "log_softmax", _stacklevel), dtype)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -162,7 +213,7 @@ class ELU(Module):
         self.inplace = inplace
 
     def forward(self, x):
-        return _inplace(x, lambda t: _ops.elu(t, self.alpha), self.inplace)
+        return elu(x, self.alpha, self.inplace)
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha}" + (", inplace=True" if self.inplace else "")
@@ -192,7 +243,7 @@ class Softmax(Module):
         self.dim = dim
 
     def forward(self, x):
-        return _ops.softmax(x, self.dim)
+        return softmax(x, self.dim, _stacklevel=4)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"
@@ -206,7 +257,7 @@ class LogSoftmax(Module):
         self.dim = dim
 
     def forward(self, x):
-        return _ops.log_softmax(x, self.dim)
+        return log_softmax(x, self.dim, _stacklevel=4)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"

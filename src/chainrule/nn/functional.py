@@ -12,7 +12,10 @@ import numpy as np
 from ..autograd import ops as _ops
 from ..autograd.tensor import Tensor
 from .activation import _inplace, heaviside, sign
-from .layers import dropout
+from .activation import elu as _elu
+from .activation import log_softmax as _log_softmax
+from .activation import softmax as _softmax
+from .layers import dropout, linear
 from .loss import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -30,11 +33,6 @@ __all__ = [
     "dropout", "one_hot", "pad", "heaviside", "sign", "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss", "kl_div",
 ]
-
-
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """y = x W^T + b, W of shape (out_features, in_features): one fused graph node."""
-    return _ops.linear(input, weight, bias)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -63,7 +61,7 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x for x > 0, alpha (e^x - 1) otherwise."""
-    return _inplace(input, lambda t: _ops.elu(t, alpha), inplace)
+    return _elu(input, alpha, inplace)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -73,12 +71,12 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 
 def softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     """e^(x_i) / sum_j e^(x_j) along ``dim``."""
-    return _ops.softmax(input, dim, dtype)
+    return _softmax(input, dim, _stacklevel, dtype)
 
 
 def log_softmax(input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     """x_i - log sum_j e^(x_j) along ``dim``."""
-    return _ops.log_softmax(input, dim, dtype)
+    return _log_softmax(input, dim, _stacklevel, dtype)
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
@@ -92,7 +90,10 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
     if y.size and y.min() < 0:
         raise RuntimeError(f"one_hot: class values must be non-negative, got {int(y.min())}")
     if num_classes == -1:
-        num_classes = int(y.max()) + 1 if y.size else 0
+        if not y.size:
+            raise RuntimeError("one_hot: can not infer the number of classes from an empty tensor; "
+                               "pass num_classes")
+        num_classes = int(y.max()) + 1
     if y.size and y.max() >= num_classes:
         raise RuntimeError(f"one_hot: class value {int(y.max())} is too large for num_classes={num_classes}")
     out = np.zeros(y.shape + (num_classes,), dtype=np.int64)

@@ -7,6 +7,7 @@ ones torch uses and checkpoints load in either library.
 from __future__ import annotations
 
 import math
+import operator
 from collections import OrderedDict
 
 import numpy as np
@@ -19,6 +20,20 @@ from ..autograd.tensor import Tensor
 from . import init
 from .module import Module, _addindent
 from .parameter import Parameter
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x W^T + b, W of shape (out_features, in_features): one fused graph node."""
+    return _ops.linear(input, weight, bias)
+
+
+def _dim(d: int, ndim: int, name: str, shape) -> int:
+    """``d`` in [0, ndim) (negative counts from the end), or an IndexError naming the input's shape."""
+    n = max(ndim, 1)
+    if not -n <= d < n:
+        raise IndexError(f"{name}: dimension {d} is out of range for an input of shape {tuple(shape)} "
+                         f"(expected to be in range of [{-n}, {n - 1}])")
+    return d % n
 
 
 class Linear(Module):
@@ -77,7 +92,12 @@ class Flatten(Module):
         self.end_dim = end_dim
 
     def forward(self, x):
-        return _ops.flatten(x, self.start_dim, self.end_dim)
+        s = _dim(self.start_dim, x.ndim, "Flatten", x.shape)
+        e = _dim(self.end_dim, x.ndim, "Flatten", x.shape)
+        if s > e:
+            raise RuntimeError(f"Flatten: start_dim {self.start_dim} comes after end_dim {self.end_dim} "
+                               f"for an input of shape {tuple(x.shape)}")
+        return _ops.flatten(x, s, e)
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
@@ -88,11 +108,19 @@ class Unflatten(Module):
 
     def __init__(self, dim: int, unflattened_size):
         super().__init__()
+        if not isinstance(unflattened_size, (tuple, list)):
+            raise TypeError(f"Unflatten: unflattened_size must be a tuple or list of ints, "
+                            f"got {type(unflattened_size).__name__}")
         self.dim = dim
-        self.unflattened_size = tuple(unflattened_size)
+        self.unflattened_size = unflattened_size  # kept as given (a list stays a list), as torch
 
     def forward(self, x):
+        if x.ndim == 0:
+            raise RuntimeError("Unflatten: input must have at least 1 dimension, got a 0-d tensor")
+        _dim(self.dim, x.ndim, "Unflatten", x.shape)
         sizes = list(self.unflattened_size)
+        if sizes.count(-1) > 1:
+            raise RuntimeError(f"Unflatten: only one size can be inferred (-1), got {self.unflattened_size}")
         if sizes.count(-1) == 1:  # one size may be inferred, as torch
             known = int(np.prod([s for s in sizes if s != -1]))
             sizes[sizes.index(-1)] = x.shape[self.dim] // known if known else 0
@@ -139,15 +167,20 @@ def _check_p(p) -> float:
     return float(p)
 
 
-def dropout(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,
             generator=None) -> Tensor:
-    """Functional dropout: identity unless ``training`` (see ``DropoutFunction``)."""
+    """Functional dropout: identity unless ``training`` (see ``DropoutFunction``).
+
+    ``inplace=True`` writes the result into ``input`` and returns it, as torch.
+    """
     p = _check_p(p)
     if not training or p == 0.0:
-        return x
-    if x.data.dtype.kind != "f":
-        raise TypeError(f"dropout: expected a floating-point input, got {x.dtype}")
-    return DropoutFunction.apply(x, p=p, generator=generator)
+        return input
+    if input.data.dtype.kind != "f":
+        raise TypeError(f"dropout: expected a floating-point input, got {input.dtype}")
+    if inplace:
+        return _ops.inplace(input, lambda t: DropoutFunction.apply(t, p=p, generator=generator))
+    return DropoutFunction.apply(input, p=p, generator=generator)
 
 
 class Dropout(Module):
@@ -164,7 +197,7 @@ class Dropout(Module):
         self.inplace = inplace
 
     def forward(self, x):
-        return dropout(x, self.p, self.training)
+        return dropout(x, self.p, self.training, self.inplace)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
@@ -174,7 +207,7 @@ class Dropout(Module):
 # containers
 # ---------------------------------------------------------------------------------------------------
 def _index(idx: int, n: int, what: str) -> int:
-    idx = int(idx)
+    idx = operator.index(idx)  # ints (and NumPy ints) only: seq[1.5] and seq['a'] are TypeErrors, as torch
     if not -n <= idx < n:
         raise IndexError(f"index {idx} is out of range for {what} of length {n}")
     return idx % n
@@ -243,14 +276,23 @@ class Sequential(Module):
         if not -n <= index <= n:
             raise IndexError(f"Index out of range: {index}")
         modules = list(self._modules.values())
-        modules.insert(index % (n + 1) if index < 0 else index, module)
+        modules.insert(index, module)  # list semantics, as torch: insert(-1, m) goes before the last module
         self._modules.clear()
         for i, m in enumerate(modules):
             self._modules[str(i)] = m
         return self
 
+    def pop(self, idx: int | slice) -> Module:
+        """Remove and return the module at ``idx`` (the rest are renumbered, as ``del``)."""
+        module = self[idx]
+        del self[idx]
+        return module
+
     def __add__(self, other: Sequential) -> Sequential:
         return Sequential(*self, *other)
+
+    def __iadd__(self, other: Sequential) -> Sequential:
+        return self.extend(other)
 
 
 class ModuleList(Module):
@@ -286,6 +328,12 @@ class ModuleList(Module):
     def append(self, module: Module) -> ModuleList:
         self.add_module(str(len(self)), module)
         return self
+
+    def pop(self, idx: int | slice) -> Module:
+        """Remove and return the module at ``idx`` (the rest are renumbered, as ``del``)."""
+        module = self[idx]
+        del self[idx]
+        return module
 
     def extend(self, modules) -> ModuleList:
         for m in modules:

@@ -41,6 +41,8 @@ def _reduction(reduction: str, size_average=None, reduce=None, name: str = "loss
         size_average = True if size_average is None else size_average
         reduce = True if reduce is None else reduce
         reduction = "none" if not reduce else ("mean" if size_average else "sum")
+        warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{reduction}' "
+                      "instead.", UserWarning, stacklevel=3)
     if reduction not in allowed:
         raise ValueError(f"{name}: {reduction!r} is not a valid value for reduction "
                          f"(expected one of {', '.join(map(repr, allowed))})")
@@ -49,6 +51,8 @@ def _reduction(reduction: str, size_average=None, reduce=None, name: str = "loss
 
 def _reduce(loss: Tensor, reduction: str) -> Tensor:
     if reduction == "mean":
+        if loss.data.size == 0:  # NaN, as torch, without NumPy's "mean of empty slice" warnings
+            return loss.sum() * float("nan")
         return loss.mean()
     if reduction == "sum":
         return loss.sum()
@@ -57,6 +61,8 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 def _reduce_np(loss: np.ndarray, reduction: str) -> np.ndarray:
     if reduction == "mean":
+        if loss.size == 0:  # NaN, as torch, without NumPy's "mean of empty slice" warnings
+            return np.asarray(np.nan, dtype=loss.dtype)
         return np.asarray(loss.mean(), dtype=loss.dtype)
     if reduction == "sum":
         return np.asarray(loss.sum(), dtype=loss.dtype)
@@ -679,6 +685,11 @@ def kl_div(input: Tensor, target, size_average=None, reduce=None, reduction: str
     'mean' divides by the number of elements (torch's default, kept for compatibility).
     """
     reduction = _reduction(reduction, size_average, reduce, "kl_div", _REDUCTIONS + ("batchmean",))
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                      "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                      "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+                      UserWarning, stacklevel=2)
     x = _as_input(input, "kl_div")
     x, t = _broadcast_pair(x, _as_target(target, x, "kl_div"), "kl_div")
     if log_target:

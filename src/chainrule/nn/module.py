@@ -24,8 +24,18 @@ from ..autograd.function import no_grad
 from ..autograd.tensor import Tensor
 from .parameter import Parameter
 
-# Named as in torch, so that the repr reads ``IncompatibleKeys(missing_keys=..., unexpected_keys=...)``.
-_IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])  # type: ignore[name-match]
+
+class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """``load_state_dict``'s result, named and printed as torch's (``<All keys matched successfully>``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
 
 
 def _quoted(keys) -> str:
@@ -264,6 +274,14 @@ class Module:
             raise AttributeError(f"{type(mod).__name__} has no parameter {name!r}")
         return mod._parameters[name]
 
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at a dotted path, e.g. ``model.get_buffer('norm.running_mean')``."""
+        mod_path, _, name = target.rpartition(".")
+        mod = self.get_submodule(mod_path)
+        if name not in mod._buffers:
+            raise AttributeError(f"{type(mod).__name__} has no buffer {name!r}")
+        return mod._buffers[name]
+
     def num_parameters(self, only_trainable: bool = False) -> int:
         """Total number of scalar weights (each shared parameter counted once)."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)
@@ -389,6 +407,8 @@ class Module:
             if key not in state_dict:
                 continue
             value = state_dict[key]
+            if not isinstance(value, Tensor) and hasattr(value, "detach"):
+                value = value.detach()  # a torch tensor that requires grad (e.g. from named_parameters())
             arr = value.data if isinstance(value, Tensor) else np.asarray(value)
             if arr.shape != target.data.shape:
                 errors.append(f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} from "

@@ -48,11 +48,10 @@ class Parameter(Tensor):
         return (Parameter, (self.data, self.requires_grad))
 
     def __deepcopy__(self, memo):
+        # As torch's Parameter: the copy gets the values and requires_grad, not the .grad
         if id(self) in memo:
             return memo[id(self)]
         p = Parameter(self.data.copy(), self.requires_grad)
-        if self.grad is not None:
-            p.grad = Tensor._make(self.grad.data.copy())
         memo[id(self)] = p
         return p
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Tensor
-from .optimizer import Optimizer, _check_nonnegative
+from .optimizer import Optimizer, _check_nonnegative, _torch_switches
 
 __all__ = ["Adagrad"]
 
@@ -33,12 +33,16 @@ class Adagrad(Optimizer):
         initial_accumulator_value: starting value of ``s``.
         eps: added to the denominator for numerical stability.
         maximize: ascend the objective instead of descending it.
+        foreach, differentiable, fused: torch's implementation switches, accepted and ignored
+            (``differentiable=True`` is refused).
     """
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
-                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, maximize: bool = False):
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10, foreach: bool | None = None, *,
+                 maximize: bool = False, differentiable: bool = False, fused: bool | None = None):
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-                        initial_accumulator_value=initial_accumulator_value, maximize=maximize)
+                        initial_accumulator_value=initial_accumulator_value, maximize=maximize,
+                        **_torch_switches(foreach=foreach, differentiable=differentiable, fused=fused))
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:

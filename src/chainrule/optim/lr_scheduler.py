@@ -130,6 +130,10 @@ class LRScheduler:
         self.__dict__.update(state_dict)
 
 
+#: torch's old name of the base class, which custom schedulers written for torch < 2.0 subclass.
+_LRScheduler = LRScheduler
+
+
 class LambdaLR(LRScheduler):
     """``lr = base_lr * lr_lambda(epoch)``; ``lr_lambda`` may be a list, one per group."""
 

@@ -457,6 +457,21 @@ def _check_nonnegative(options: dict[str, Any], *names: str) -> None:
             raise ValueError(f"Invalid {messages.get(name, name + ' value')}: {options[name]} (must be >= 0)")
 
 
+def _torch_switches(**switches) -> dict[str, Any]:
+    """torch's implementation switches (``foreach``, ``fused``, ``capturable``, ``differentiable``).
+
+    Accepted so torch code runs unchanged, and kept in the param groups as torch keeps them; chainrule
+    has one NumPy implementation, so they change nothing -- except ``differentiable=True``, which
+    it cannot honour (steps run outside autograd) and refuses.
+    """
+    if switches.get("differentiable"):
+        raise ValueError("differentiable=True is not supported: chainrule's optimizers update the parameters "
+                         "in place with NumPy, outside autograd")
+    if switches.get("fused") and switches.get("foreach"):
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    return switches
+
+
 def _check_betas(betas) -> None:
     if not isinstance(betas, (tuple, list)) or len(betas) != 2:
         raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")

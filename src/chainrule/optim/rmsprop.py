@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Tensor
-from .optimizer import Optimizer, _check_nonnegative
+from .optimizer import Optimizer, _check_nonnegative, _torch_switches
 
 __all__ = ["RMSprop"]
 
@@ -42,13 +42,17 @@ class RMSprop(Optimizer):
         centered: normalise by the estimated variance of the gradient instead of its second
             moment.
         maximize: ascend the objective instead of descending it.
+        capturable, foreach, differentiable: torch's implementation switches, accepted and ignored
+            (``differentiable=True`` is refused).
     """
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False,
-                 maximize: bool = False):
+                 capturable: bool = False, foreach: bool | None = None, maximize: bool = False,
+                 differentiable: bool = False):
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                        centered=centered, maximize=maximize)
+                        centered=centered, maximize=maximize,
+                        **_torch_switches(capturable=capturable, foreach=foreach, differentiable=differentiable))
         super().__init__(params, defaults)
 
     def _check_options(self, options):

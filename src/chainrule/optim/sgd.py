@@ -7,7 +7,7 @@ import functools
 import numpy as np
 
 from ..autograd import Tensor
-from .optimizer import Optimizer, _as_float, _check_nonnegative
+from .optimizer import Optimizer, _as_float, _check_nonnegative, _torch_switches
 
 __all__ = ["SGD"]
 
@@ -37,12 +37,16 @@ class SGD(Optimizer):
         weight_decay: L2 penalty coefficient.
         nesterov: use Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``).
         maximize: ascend the objective instead of descending it.
+        foreach, differentiable, fused: torch's implementation switches, accepted and ignored
+            (``differentiable=True`` is refused).
     """
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False):
+                 weight_decay: float = 0.0, nesterov: bool = False, maximize: bool = False, *,
+                 foreach: bool | None = None, differentiable: bool = False, fused: bool | None = None):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize)
+                        nesterov=nesterov, maximize=maximize,
+                        **_torch_switches(foreach=foreach, differentiable=differentiable, fused=fused))
         super().__init__(params, defaults)
 
     def _check_options(self, options):

@@ -113,7 +113,8 @@ def _improved(value: float, best: float | None, mode: str, min_delta: float) -> 
         return False
     if best is None:
         return True
-    return value < best - min_delta if mode == "min" else value > best + min_delta
+    # Keras's arithmetic (current -/+ min_delta against best), so ties at the margin go the same way
+    return value + min_delta < best if mode == "min" else value - min_delta > best
 
 
 class _Monitor:
@@ -215,8 +216,9 @@ class ProgressBar(Callback):
         if now - self._last_postfix > 0.25:         # formatting the postfix costs; do it 4x a second
             self._last_postfix = now
             postfix = {"loss": f"{logs.get('loss', float('nan')):.4f}"}
-            if "accuracy" in logs:
-                postfix["acc"] = f"{logs['accuracy']:.2%}"
+            acc = logs.get("accuracy", logs.get("acc"))
+            if acc is not None:
+                postfix["acc"] = f"{acc:.2%}"
             postfix["samples/s"] = f"{self._seen / max(now - self._epoch_start, 1e-9):,.0f}"
             self._bar.set_postfix(postfix, refresh=False)
 
@@ -274,13 +276,17 @@ class EarlyStopping(Callback):
         min_delta: the smallest change that counts as an improvement.
         mode: ``'min'``, ``'max'`` or ``'auto'`` (max for accuracies, min otherwise).
         restore_best_weights: at the end of training, put back the weights of the best epoch.
+        baseline: as Keras: an epoch resets the patience count only if it also beats ``baseline``,
+            so training stops if ``patience`` epochs pass without reaching it.
+        start_from_epoch: ignore the epochs before this one (0-based), a warm-up.
 
     >>> from chainrule.train import EarlyStopping
     >>> stop = EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best_weights: bool = False, verbose: int = 0):
+                 mode: str = "auto", restore_best_weights: bool = False, verbose: int = 0,
+                 baseline: float | None = None, start_from_epoch: int = 0):
         super().__init__()
         if patience < 0:
             raise ValueError(f"EarlyStopping: patience must be >= 0, got {patience}")
@@ -290,6 +296,8 @@ class EarlyStopping(Callback):
         self.mode = _resolve_mode(mode, monitor)
         self.restore_best_weights = restore_best_weights
         self.verbose = verbose
+        self.baseline = baseline
+        self.start_from_epoch = start_from_epoch
         self._reader = _Monitor("EarlyStopping", monitor)
 
     def on_train_begin(self, logs=None):
@@ -301,14 +309,16 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         value = self._reader.get(logs)
-        if value is None:
-            return
-        if _improved(value, self.best, self.mode, self.min_delta):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
-            if self.restore_best_weights:
-                self.best_weights = _copy_state(self.model)
+        if value is None or epoch < self.start_from_epoch:
             return
         self.wait += 1
+        if _improved(value, self.best, self.mode, self.min_delta):
+            self.best, self.best_epoch = value, epoch
+            if self.restore_best_weights:
+                self.best_weights = _copy_state(self.model)
+            if self.baseline is None or _improved(value, self.baseline, self.mode, self.min_delta):
+                self.wait = 0
+            return
         if self.wait >= max(self.patience, 1):
             self.stopped_epoch = epoch
             self.trainer.stop_training = True
@@ -523,6 +533,8 @@ class ModelCheckpoint(Callback):
     * ``best.safetensors`` (``save_best``): the same, from the epoch with the best ``monitor``
       (``val_loss`` by default; ``mode`` 'auto' maximises accuracies).
 
+    ``save_best_only=True`` (Keras' name) writes only ``best.safetensors``.
+
     Files are written to a temporary file and renamed into place, so an interrupted save (a
     crash, Ctrl-C) leaves the previous checkpoint intact. ``extra`` (a dict, or a function
     returning one) is stored in every checkpoint (the CLI keeps the architecture there).
@@ -534,11 +546,12 @@ class ModelCheckpoint(Callback):
     order = 10
 
     def __init__(self, dirpath, save_last: bool = True, save_best: bool = True, monitor: str = "val_loss",
-                 mode: str = "auto", extra: dict | Callable[[], dict] | None = None, verbose: int = 0):
+                 mode: str = "auto", extra: dict | Callable[[], dict] | None = None, verbose: int = 0,
+                 save_best_only: bool = False):
         super().__init__()
         self.dirpath = os.fspath(dirpath)
-        self.save_last = save_last
-        self.save_best = save_best
+        self.save_last = save_last and not save_best_only
+        self.save_best = save_best or save_best_only
         self.monitor = monitor
         self.mode = _resolve_mode(mode, monitor)
         self.extra = extra

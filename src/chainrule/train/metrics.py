@@ -150,15 +150,18 @@ _BY_NAME = {"accuracy": Accuracy, "acc": Accuracy, "mse": MeanSquaredError, "mae
 def get_metric(metric) -> Metric:
     """A fresh metric from its name (``"accuracy"``, ``"mse"``, ``"mae"``), or the metric itself.
 
-    >>> get_metric("accuracy").name
-    'accuracy'
+    >>> get_metric("accuracy").name, get_metric("acc").name
+    ('accuracy', 'acc')
     """
     if isinstance(metric, Metric):
         return metric
     if isinstance(metric, type) and issubclass(metric, Metric):
         return metric()
     if isinstance(metric, str) and metric.lower() in _BY_NAME:
-        return _BY_NAME[metric.lower()]()
+        m = _BY_NAME[metric.lower()]()
+        if metric.lower() == "acc":
+            m.name = "acc"          # logged as 'acc' / 'val_acc', as Keras names it after the string given
+        return m
     raise ValueError(f"unknown metric {metric!r}; use one of {sorted(set(_BY_NAME) - {'acc'})} "
                      "or a chainrule.train.metrics.Metric")
 
