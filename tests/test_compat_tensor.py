@@ -423,14 +423,16 @@ def test_requires_grad_is_leaf_and_grad_fn_propagate_like_torch(op):
     assert (a.requires_grad, a.is_leaf, a.grad_fn is None) == (b.requires_grad, b.is_leaf, b.grad_fn is None)
 
 
-@pytest.mark.xfail(strict=True, reason="README lists sign (with comparisons, argmax, isnan) as a no-grad op; "
-                   "floor/ceil/round/trunc follow it. torch records them with a zero gradient")
 @pytest.mark.parametrize("name", ["floor", "ceil", "round", "trunc", "sign"])
-def test_piecewise_constant_ops_record_a_zero_gradient(name):
-    """x.floor() etc. require grad in torch and backward gives zeros."""
+def test_piecewise_constant_ops_are_constants_with_torchs_gradients(name):
+    """x.floor() etc. are no-grad ops in chainrule (README; torch records a zero gradient instead): the gradient
+    of any expression that uses them equals torch's."""
+    x = cr.tensor([1.5, -2.5], requires_grad=True)
+    assert not getattr(x, name)().requires_grad
+
     def run(m):
-        x = m.tensor([1.5, -2.5], requires_grad=True)
-        getattr(x, name)().sum().backward()
+        x = m.tensor([1.5, -2.5, 0.25], requires_grad=True)
+        (getattr(x, name)() * x + x).sum().backward()
         return x.grad
     check(run)
 

@@ -37,7 +37,7 @@ from .autograd.factories import (
 from .autograd.ops import (
     abs, add, addmm, all, allclose, amax, amin, any, argmax, argmin, argsort, atan, bmm, broadcast_to, cat,
     ceil, chunk, clamp, clip, clone, concat, concatenate, cos, cosh, count_nonzero, cumsum, diag, div, dot,
-    elu, eq, equal, erf, exp, exp2, expand, expm1, flatten, flip, floor, gather, ge, gelu, gt, hstack,
+    elu, eq, equal, erf, exp, exp2, expand, expm1, flatten, flip, floor, fmod, gather, ge, gelu, gt, hstack,
     index_select, isfinite, isinf, isnan, le, leaky_relu, lerp, log, log1p, log2, log10, log_softmax,
     logical_not, logsumexp, lt, masked_select, matmul, max, maximum, mean, min, minimum, mm, moveaxis, mul,
     mv, nan_to_num, narrow, ne, neg, norm, outer, pad, permute, pow, prod, reciprocal, relu, remainder,

@@ -2100,6 +2100,9 @@ class Softmax(Function):
 
     def forward(self, x):
         x = _floatify(x)
+        if x.size == 0:  # np.max has no identity for an empty axis; the softmax of nothing is empty
+            self.y = x.copy()
+            return self.y
         e = np.exp(x - np.max(x, axis=self.dim, keepdims=True))
         e /= np.sum(e, axis=self.dim, keepdims=True)
         self.y = e
@@ -2125,6 +2128,9 @@ class LogSoftmax(Function):
 
     def forward(self, x):
         x = _floatify(x)
+        if x.size == 0:
+            self.y = x.copy()
+            return self.y
         s = x - np.max(x, axis=self.dim, keepdims=True)
         self.y = s - np.log(np.sum(np.exp(s), axis=self.dim, keepdims=True))
         return self.y
