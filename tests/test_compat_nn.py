@@ -577,14 +577,20 @@ def test_softmax_over_an_empty_dim_returns_an_empty_tensor_like_torch():
     assert nn.LogSoftmax(dim=1)(cr.ones(2, 0)).shape == (2, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="autograd/ops.pad implements only mode='constant' with non-negative "
-                                       "widths; F.pad delegates to it")
 @pytest.mark.parametrize("mode,widths", [("reflect", (2, 1)), ("replicate", (1, 2)), ("circular", (1, 1)),
-                                         ("constant", (-1, 2))])
+                                         ("constant", (-1, 2)), ("reflect", (1, 2, 2, 1)), ("replicate", (2, 0, 1, 3)),
+                                         ("circular", (0, 2, 1, 1)), ("constant", (1, -2, -1, 1))])
 def test_pad_modes_and_negative_padding_match_torch(mode, widths):
-    """F.pad with reflect/replicate/circular modes and with negative (cropping) widths, as torch."""
+    """F.pad with reflect/replicate/circular modes and with negative (cropping) widths, as torch: values and
+    gradients (every copy of an element adds to its gradient)."""
     x = np.arange(12.0).reshape(1, 3, 4)
-    close(F.pad(cr.tensor(x), widths, mode=mode), TF.pad(torch.tensor(x), widths, mode=mode), np.float64)
+    xc, xt = cr.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    yc, yt = F.pad(xc, widths, mode=mode), TF.pad(xt, widths, mode=mode)
+    close(yc, yt, np.float64)
+    w = np.random.default_rng(0).standard_normal(tuple(yt.shape))
+    (yc * cr.tensor(w)).sum().backward()
+    (yt * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(xc.grad.numpy(), xt.grad.numpy(), rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------------

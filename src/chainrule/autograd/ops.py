@@ -1887,17 +1887,43 @@ class Pad(Function):
         return getitem(g, idx)
 
 
+_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}  # torch's name -> NumPy's
+
+
 def pad(x, pad, mode="constant", value=0.0):  # noqa: A002
-    if mode != "constant":
-        raise NotImplementedError(f"pad: mode {mode!r} is not supported (only 'constant')")
+    """torch's F.pad: ``pad`` lists (before, after) widths from the last dim backwards.
+
+    'constant' fills with ``value``; 'reflect' mirrors without repeating the edge, 'replicate' repeats it,
+    'circular' wraps around.  Negative widths crop.  The non-constant modes are a gather (``index_select``
+    with the padded positions' source indices), so their gradient adds up every copy of an element.
+    """
+    if mode != "constant" and mode not in _PAD_MODES:
+        raise ValueError(f"pad: mode {mode!r} is not one of 'constant', 'reflect', 'replicate', 'circular'")
     if len(pad) % 2 or len(pad) // 2 > x.ndim:
         raise RuntimeError(f"pad: padding length {len(pad)} must be even and at most 2 * ndim ({2 * x.ndim})")
-    if builtins.any(p < 0 for p in pad):
-        raise NotImplementedError("pad: negative padding is not supported")
     widths = [(0, 0)] * x.ndim
     for i in range(len(pad) // 2):
         widths[x.ndim - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
-    return Pad.apply(x, widths=tuple(widths), value=value)
+    y = x
+    if builtins.any(a < 0 or b < 0 for a, b in widths):  # negative widths crop, as torch
+        crops = [(builtins.max(-a, 0), builtins.max(-b, 0)) for a, b in widths]
+        for (a, b), n in zip(crops, x.shape):
+            if a + b > n:
+                raise RuntimeError(f"pad: cropping {a + b} elements from a dimension of size {n} "
+                                   f"(input shape {tuple(x.shape)}, pad {tuple(pad)})")
+        y = getitem(y, tuple(slice(a, n - b) for (a, b), n in zip(crops, x.shape)))
+        widths = [(builtins.max(a, 0), builtins.max(b, 0)) for a, b in widths]
+    if mode == "constant":
+        return Pad.apply(y, widths=tuple(widths), value=value)
+    for d, (a, b) in enumerate(widths):
+        if not (a or b):
+            continue
+        n = y.shape[d]
+        if (mode == "reflect" and builtins.max(a, b) >= n) or builtins.max(a, b) > n or n == 0:
+            raise RuntimeError(f"pad: {mode} padding ({a}, {b}) of dim {d} must be smaller than its size {n}"
+                               f"{'' if mode == 'reflect' else ' (or equal to it)'} (input shape {tuple(x.shape)})")
+        y = index_select(y, d, np.pad(np.arange(n), (a, b), mode=_PAD_MODES[mode]))
+    return clone(y) if y is x else y
 
 
 def flip(x, dims):

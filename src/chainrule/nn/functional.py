@@ -102,5 +102,6 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 
 
 def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
-    """Pad with a constant; ``pad`` lists (left, right) widths from the last dim backwards, as torch."""
+    """Pad (``mode`` 'constant', 'reflect', 'replicate' or 'circular'; negative widths crop); ``pad`` lists
+    (left, right) widths from the last dim backwards, as torch."""
     return _ops.pad(input, pad, mode, 0.0 if value is None else value)
