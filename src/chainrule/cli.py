@@ -438,6 +438,13 @@ def cmd_train(args) -> int:
     folder = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(folder):
         raise UsageError(f"--output {output}: the folder {folder} does not exist")
+    if os.path.isdir(output):
+        raise UsageError(f"--output {output}: is a folder; give a file name such as {output}/model.safetensors")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--output {output}: the folder {folder} is not writable")
+    if args.checkpoint_dir is not None and os.path.exists(args.checkpoint_dir) \
+            and not os.path.isdir(args.checkpoint_dir):
+        raise UsageError(f"--checkpoint-dir {args.checkpoint_dir}: exists and is not a folder")
     with blas_threads(args.threads):
         return _train(args, config, output, start)
 
@@ -494,7 +501,12 @@ def _train(args, config: dict, output: str, start: float) -> int:
     wall = time.perf_counter() - start
     summary = {"test_loss": result["loss"], "test_accuracy": result["accuracy"], "epochs": len(history),
                "wall_seconds": round(wall, 2), "config": config, "chainrule_version": __version__}
-    save(model.state_dict(), output, metadata=_model_metadata(config, 784, classes, args.data_dir, summary))
+    try:
+        save(model.state_dict(), output, metadata=_model_metadata(config, 784, classes, args.data_dir, summary))
+    except OSError as e:            # disk full, folder removed or made read-only while training
+        raise UsageError(f"--output {output}: cannot write the model ({e.strerror or e}); nothing was "
+                         "written" + (f" (the checkpoints in {checkpoint_dir} are intact)"
+                                      if checkpoint_dir is not None else "")) from None
     print(f"Test accuracy {result['accuracy']:.2%}, test loss {result['loss']:.4f} "
           f"after {len(history)} epochs; total wall time {wall:.1f} s")
     print(f"Saved the model to {output}")
@@ -517,6 +529,39 @@ def _check_file(path: str) -> None:
         raise UsageError(f"{path}: no such file")
     if os.path.isdir(path):
         raise UsageError(f"{path}: is a folder, not a model file")
+
+
+def _check_arch(path: str, arch: Any) -> None:
+    """The recorded architecture must describe an MLP that ``evaluate`` and ``predict`` can run."""
+    def bad(problem: str) -> NoReturn:
+        raise UsageError(f"{path}: the architecture in its metadata is invalid: {problem}")
+
+    if not isinstance(arch, dict):
+        bad(f"expected a JSON object, got {type(arch).__name__}")
+    missing = [k for k in ("input_size", "hidden", "output_size") if k not in arch]
+    if missing:
+        bad(f"it lacks {', '.join(missing)}")
+    dataset = arch.get("dataset", "mnist")
+    if dataset not in DATASETS:
+        bad(f"unknown dataset {dataset!r} (known: {', '.join(DATASETS)})")
+    if arch["input_size"] != 784:
+        bad(f"input_size is {arch['input_size']!r}, but {dataset} images have 784 pixels")
+    n_classes = len(_classes(dataset))
+    if arch["output_size"] != n_classes:
+        bad(f"output_size is {arch['output_size']!r}, but {dataset} has {n_classes} classes")
+    hidden = arch["hidden"]
+    if not isinstance(hidden, list) or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0
+                                               for h in hidden):
+        bad(f"hidden must be a list of positive layer sizes, got {hidden!r}")
+    if arch.get("activation", "relu") not in ACTIVATIONS:
+        bad(f"unknown activation {arch.get('activation')!r} (known: {', '.join(ACTIVATIONS)})")
+    dropout = arch.get("dropout", 0.0)
+    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
+        bad(f"dropout must be a number in [0, 1), got {dropout!r}")
+    classes = arch.get("classes")
+    if classes is not None and (not isinstance(classes, list) or len(classes) != n_classes
+                                or not all(isinstance(c, str) for c in classes)):
+        bad(f"classes must be a list of {n_classes} names, got {classes!r}")
 
 
 def load_model(path: str):
@@ -545,6 +590,7 @@ def load_model(path: str):
         except json.JSONDecodeError:
             raise UsageError(f"{path}: the {ARCH_KEY!r} metadata is not valid JSON") from None
         state = load(path)
+    _check_arch(path, arch)
     try:
         model = build_mlp(int(arch["input_size"]), [int(h) for h in arch["hidden"]], int(arch["output_size"]),
                           arch.get("activation", "relu"), float(arch.get("dropout", 0.0)))
@@ -632,7 +678,7 @@ def read_image(path: str):
                 # Image.Resampling needs Pillow >= 9.1; Pillow >= 10 sets the old names dynamically
                 img = img.resize((28, 28), Image.BILINEAR)  # type: ignore[attr-defined,unused-ignore]
             pixels = np.asarray(img, dtype=np.float32) / np.float32(255)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
         raise UsageError(f"{path}: cannot read the image ({e})") from None
     if pixels.mean() > 0.5:
         pixels = 1.0 - pixels
@@ -726,6 +772,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except FileNotFoundError as e:
         print(f"{prog}: error: {e.filename or e}: no such file", file=sys.stderr)
+        return 2
+    except OSError as e:                # permission denied, disk full, ...: name the file and the reason
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{prog}: error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except ValueError as e:             # SafetensorsError, CheckpointError: one line naming the file
         from .serialization import SafetensorsError

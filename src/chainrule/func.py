@@ -47,7 +47,7 @@ from .autograd.function import enable_grad, is_grad_enabled
 from .autograd.tensor import Tensor
 
 __all__ = [
-    "grad", "value_and_grad", "vjp", "jvp", "jacobian", "hessian", "hvp", "classify_critical_point",
+    "grad", "value_and_grad", "grad_and_value", "vjp", "jvp", "jacobian", "hessian", "hvp", "classify_critical_point",
     "CriticalPoint",
 ]
 
@@ -152,6 +152,30 @@ def _grads(outputs, inputs, cotangents, create_graph: bool, retain_graph: bool |
     return list(got)
 
 
+def _is_tree(x) -> bool:
+    """A dict, or a tuple / list holding Tensors, arrays or dicts (at any depth): one pytree argument."""
+    if isinstance(x, dict):
+        return True
+    return isinstance(x, (tuple, list)) and any(isinstance(v, (Tensor, np.ndarray)) or _is_tree(v) for v in x)
+
+
+def _tree_leaves(x) -> list:
+    if isinstance(x, dict):
+        return [leaf for v in x.values() for leaf in _tree_leaves(v)]
+    if _is_tree(x):
+        return [leaf for v in x for leaf in _tree_leaves(v)]
+    return [x]
+
+
+def _tree_map(fn, x):
+    """``x`` with every leaf replaced by ``fn(leaf)`` (leaves in the order of ``_tree_leaves``)."""
+    if isinstance(x, dict):
+        return {k: _tree_map(fn, v) for k, v in x.items()}
+    if _is_tree(x):
+        return type(x)(_tree_map(fn, v) for v in x)
+    return fn(x)
+
+
 def _argnums_tuple(argnums, nargs: int, who: str) -> tuple:
     nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     if not nums:
@@ -159,7 +183,10 @@ def _argnums_tuple(argnums, nargs: int, who: str) -> tuple:
     for i in nums:
         if not isinstance(i, int) or not -nargs <= i < nargs:
             raise ValueError(f"{who}: argnums {argnums!r} out of range for {nargs} positional argument(s)")
-    return tuple(i % nargs for i in nums)
+    nums = tuple(i % nargs for i in nums)
+    if len(set(nums)) != len(nums):
+        raise ValueError(f"{who}: argnums elements must be unique, got {argnums!r}")
+    return nums
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -170,8 +197,9 @@ def value_and_grad(f, argnums=0, has_aux: bool = False):
 
     ``f`` must return a one-element Tensor.  The gradient is J^T 1, the vector of partial
     derivatives df/dx_i, with the shape of the argument.  ``argnums`` is an int (one gradient) or a
-    tuple of ints (a tuple of gradients).  With ``has_aux=True`` f returns ``(output, aux)`` and the
-    result is ``((output, aux), grad)`` (as JAX; aux is returned detached).
+    tuple of ints (a tuple of gradients).  An argument may be a pytree (a tuple, list or dict of
+    Tensors): its gradient has the same structure, as torch.func.  With ``has_aux=True`` f returns
+    ``(output, aux)`` and the result is ``((output, aux), grad)`` (as JAX; aux is returned detached).
 
     >>> import chainrule as cr
     >>> from chainrule.func import value_and_grad
@@ -182,15 +210,16 @@ def value_and_grad(f, argnums=0, has_aux: bool = False):
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         nums = _argnums_tuple(argnums, len(args), "value_and_grad")
-        nested = _needs_graph([args[i] for i in nums])
+        nested = _needs_graph([leaf for i in nums for leaf in _tree_leaves(args[i])])
         args = list(args)
         for i in nums:
-            args[i] = _make_input(args[i], keep_graph=nested)
-        xs = [args[i] for i in nums]
+            args[i] = _tree_map(lambda a: _make_input(a, keep_graph=nested), args[i])
+        xs = [leaf for i in nums for leaf in _tree_leaves(args[i])]
         with enable_grad():
             out, aux = _split_aux(f(*args, **kwargs), has_aux, "value_and_grad")
         _check_scalar(out, "grad")
-        gs = _grads([out], xs, [None], create_graph=nested)
+        it = iter(_grads([out], xs, [None], create_graph=nested))
+        gs = [_tree_map(lambda _: next(it), args[i]) for i in nums]
         g = gs[0] if isinstance(argnums, int) else tuple(gs)
         value = out if nested else out.detach()
         if has_aux:
@@ -221,6 +250,19 @@ def grad(f, argnums=0, has_aux: bool = False):
         if has_aux:
             return g, value[1]
         return g
+
+    return wrapper
+
+
+def grad_and_value(f, argnums=0, has_aux: bool = False):
+    """torch.func's name and order: ``grad_and_value(f)(x) = (df/dx, f(x))``; with ``has_aux=True``
+    the result is ``(grad, (output, aux))``.  ``value_and_grad`` is the same with the pair swapped."""
+    vg = value_and_grad(f, argnums, has_aux)
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        value, g = vg(*args, **kwargs)
+        return g, value
 
     return wrapper
 
@@ -265,7 +307,7 @@ def vjp(f, *primals, has_aux: bool = False):
     return shown, vjp_fn
 
 
-def jvp(f, primals, tangents, *, create_graph: bool = False):
+def jvp(f, primals, tangents, *, has_aux: bool = False, create_graph: bool = False):
     """Jacobian-vector product: ``(f(*primals), J @ tangents)`` (as ``torch.func.jvp``).
 
     J t is the directional derivative of f at x along t: d/de f(x + e t) at e = 0.
@@ -276,7 +318,8 @@ def jvp(f, primals, tangents, *, create_graph: bool = False):
     Cost: two backward passes (the first one recorded), instead of one forward-mode pass.
 
     ``primals`` and ``tangents`` are tuples (a single Tensor is accepted too) with matching shapes.
-    The result has the structure of f's output.
+    The result has the structure of f's output.  With ``has_aux=True`` f returns ``(output, aux)``
+    and jvp returns ``(output, jvp_out, aux)``, as torch.func.jvp.
     """
     primals_t, tangents_t = _as_tuple(primals), _as_tuple(tangents)
     if len(primals_t) != len(tangents_t):
@@ -284,7 +327,7 @@ def jvp(f, primals, tangents, *, create_graph: bool = False):
     xs = [_make_input(p, keep_graph=create_graph) for p in primals_t]
     ts = [_as_tensor_like(t, x, "jvp: a tangent") for t, x in zip(tangents_t, xs, strict=True)]
     with enable_grad():
-        out = f(*xs)
+        out, aux = _split_aux(f(*xs), has_aux, "jvp")
         outs: Sequence[Tensor] = _as_tuple(out)
         _check_tensor_outputs(outs, "jvp")
         # u: dummy cotangents; g(u) = J^T u is linear in u, so u's value does not matter.
@@ -295,9 +338,10 @@ def jvp(f, primals, tangents, *, create_graph: bool = False):
     if not create_graph:
         jv = [t.detach() for t in jv]
         outs = [o.detach() for o in outs]
-    if isinstance(out, (tuple, list)):
-        return tuple(outs), tuple(jv)
-    return outs[0], jv[0]
+    result = (tuple(outs), tuple(jv)) if isinstance(out, (tuple, list)) else (outs[0], jv[0])
+    if has_aux:
+        return (*result, aux if create_graph else _detach_tree(aux))
+    return result
 
 
 # ---------------------------------------------------------------------------------------------------

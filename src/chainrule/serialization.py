@@ -410,6 +410,8 @@ def _read_header(f: IO[bytes], display: str) -> _Header:
         not_safetensors(f"header is not valid UTF-8 ({e})")
     except json.JSONDecodeError as e:
         not_safetensors(f"header is not valid JSON ({e})")
+    except RecursionError:
+        fail("header nests JSON too deeply to be a safetensors header")
     if not isinstance(header, dict):
         fail(f"header must be a JSON object, got {type(header).__name__}")
 

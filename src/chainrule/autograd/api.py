@@ -31,8 +31,8 @@ def _root_grads(outputs, grad_outputs):
     return out
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False,
-         materialize_grads=False):
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
+         allow_unused=False, is_grads_batched=False, materialize_grads=False):
     """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple (``.grad`` untouched).
 
     With ``create_graph=True`` the returned gradients are themselves differentiable: differentiate
@@ -44,9 +44,20 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     >>> (d2y,) = cr.autograd.grad(dy, x)                          # 6 x = 18
     >>> float(dy), float(d2y)
     (27.0, 18.0)
+
+    As torch: ``only_inputs`` is accepted and ignored (deprecated there); ``materialize_grads=True``
+    returns zeros for unused inputs and implies ``allow_unused`` (torch defaults allow_unused to None
+    and rejects an explicit False with it); ``is_grads_batched=True`` treats the first dimension of
+    every grad_output as a batch and returns gradients stacked along it (one backward pass per batch
+    element, where torch vectorises).
     """
+    if is_grads_batched:
+        return _grad_batched(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused,
+                             materialize_grads)
     outs = _seq(outputs)
     ins = _seq(inputs)
+    if not ins:
+        raise RuntimeError("grad: the `inputs` argument cannot be empty")
     for t in ins:
         if not isinstance(t, Tensor):
             raise TypeError(f"grad: inputs must be Tensors, got {type(t).__name__}")
@@ -68,6 +79,35 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         elif not create_graph and g.grad_fn is None and g.data.base is not None:
             g = Tensor._make(g.data.copy())
         result.append(g)
+    return tuple(result)
+
+
+def _grad_batched(outputs, inputs, grad_outputs, retain_graph, create_graph, allow_unused, materialize_grads):
+    """``grad(is_grads_batched=True)``: one backward pass per row of the batched grad_outputs, stacked."""
+    from . import ops  # lazy: ops imports this package
+
+    outs = _seq(outputs)
+    gos = _seq(grad_outputs) if grad_outputs is not None else [None] * len(outs)
+    if any(g is None for g in gos):
+        raise RuntimeError("grad(is_grads_batched=True): every grad_output must be a Tensor with a leading batch dim")
+    gos = [g if isinstance(g, Tensor) else Tensor._make(np.asarray(g)) for g in gos]
+    sizes = {int(g.shape[0]) if g.ndim else -1 for g in gos}
+    if len(sizes) != 1 or -1 in sizes:
+        raise RuntimeError("grad(is_grads_batched=True): grad_outputs need one common leading batch dimension, "
+                           f"got shapes {[tuple(g.shape) for g in gos]}")
+    (n,) = sizes
+    keep = create_graph if retain_graph is None else retain_graph
+    rows = [grad(outs, inputs, [g[b] for g in gos], retain_graph=keep or b < n - 1, create_graph=create_graph,
+                 allow_unused=allow_unused, materialize_grads=materialize_grads) for b in range(n)]
+    result = []
+    for k, t in enumerate(_seq(inputs)):
+        col = [r[k] for r in rows]
+        if any(c is None for c in col):
+            result.append(None)
+        elif create_graph and n:
+            result.append(ops.stack(col))
+        else:
+            result.append(Tensor._make(np.stack([c.data for c in col]) if n else np.zeros((0, *t.shape), t.data.dtype)))
     return tuple(result)
 
 

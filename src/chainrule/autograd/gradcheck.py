@@ -44,7 +44,18 @@ def _numeric_vjp(fn, inputs, i, vs, eps):
     return num.reshape(x.shape)
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, seed=0):
+def _check_torch_options(who, unsupported):
+    """torch's option names are accepted; ones asking for a check chainrule cannot do raise clearly."""
+    for name, value in unsupported.items():
+        if value:
+            raise NotImplementedError(f"{who}: {name}=True is not supported (chainrule has reverse mode only "
+                                      "and no vmap); leave it False")
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, seed=0, *, nondet_tol=0.0,
+              check_undefined_grad=True, check_grad_dtypes=False, check_batched_grad=False,
+              check_batched_forward_grad=False, check_forward_ad=False, check_backward_ad=True, fast_mode=False,
+              masked=None):
     """True if the engine's gradients of ``fn`` at ``inputs`` match finite differences.
 
     ``inputs``: a Tensor or tuple; float64 tensors with ``requires_grad=True`` are checked (others
@@ -55,7 +66,15 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
     >>> x = cr.tensor([0.5, -1.0], dtype=cr.float64, requires_grad=True)
     >>> cr.autograd.gradcheck(lambda t: (t.sin() * t).sum(), (x,))
     True
+
+    torch's keyword options are accepted: ``nondet_tol``, ``check_undefined_grad``, ``fast_mode`` and
+    ``masked`` are ignored (chainrule's backward is deterministic; the check is always the full
+    "slow mode" one), ``check_grad_dtypes`` also checks that each gradient has its input's dtype,
+    ``check_backward_ad=False`` skips the check; the batched and forward-mode checks raise
+    ``NotImplementedError`` when asked for.
     """
+    _check_torch_options("gradcheck", {"check_batched_grad": check_batched_grad, "check_forward_ad": check_forward_ad,
+                                       "check_batched_forward_grad": check_batched_forward_grad})
     inputs = _as_tuple(inputs)
     checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     if not checked:
@@ -64,6 +83,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
         if inputs[i].dtype != np.float64:
             raise ValueError(f"gradcheck: input {i} is {inputs[i].dtype}; finite differences need float64 "
                              "(use dtype=chainrule.float64)")
+    if not check_backward_ad:
+        return True
     rng = np.random.default_rng(seed)
     with _fn.enable_grad():
         outs = _flat_outputs(fn(*inputs))
@@ -76,6 +97,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, 
     else:
         analytic = [None] * len(checked)
     for i, a in zip(checked, analytic):
+        if check_grad_dtypes and a is not None and a.dtype != inputs[i].dtype:
+            return _fail(raise_exception, f"gradcheck: gradient for input {i} has dtype {a.dtype}, "
+                                          f"expected {inputs[i].dtype}")
         a = np.zeros(inputs[i].shape) if a is None else a.data
         if a.shape != inputs[i].shape:
             return _fail(raise_exception, f"gradcheck: gradient for input {i} has shape {a.shape}, "
@@ -96,15 +120,33 @@ def _fail(raise_exception, msg):
     return False
 
 
-def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, seed=1):
+def gradgradcheck(fn, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, seed=1, *,
+                  gen_non_contig_grad_outputs=False, nondet_tol=0.0, check_undefined_grad=True,
+                  check_grad_dtypes=False, check_batched_grad=False, check_fwd_over_rev=False,
+                  check_rev_over_rev=True, fast_mode=False, masked=False):
     """Check second derivatives: gradcheck applied to x -> (dfn/dx)^T v, the engine's own backward
-    recorded with ``create_graph=True``."""
+    recorded with ``create_graph=True``.
+
+    ``grad_outputs`` (the v's, one per output of ``fn``; the third positional argument, as torch)
+    defaults to random ones.  torch's keyword options are accepted as in ``gradcheck``;
+    ``check_rev_over_rev=False`` skips the check and ``check_fwd_over_rev=True`` raises.
+    """
+    _check_torch_options("gradgradcheck", {"check_batched_grad": check_batched_grad,
+                                           "check_fwd_over_rev": check_fwd_over_rev})
+    if not check_rev_over_rev:
+        return True
     inputs = _as_tuple(inputs)
     checked = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     rng = np.random.default_rng(seed)
     with _fn.enable_grad():
         outs0 = [o for o in _flat_outputs(fn(*inputs)) if o.requires_grad]
-    vs = [Tensor._make(rng.standard_normal(o.shape).astype(o.dtype)) for o in outs0]
+    if grad_outputs is None:
+        vs = [Tensor._make(rng.standard_normal(o.shape).astype(o.dtype)) for o in outs0]
+    else:
+        given = _as_tuple(grad_outputs)
+        if len(given) != len(outs0):
+            raise ValueError(f"gradgradcheck: got {len(given)} grad_outputs for {len(outs0)} differentiable outputs")
+        vs = [v if isinstance(v, Tensor) else Tensor._make(np.asarray(v, dtype=o.dtype)) for v, o in zip(given, outs0)]
 
     def first_grads(*xs):
         with _fn.enable_grad():  # gradcheck's finite differences run under no_grad
@@ -114,4 +156,4 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=Tr
         return tuple(gs)
 
     return gradcheck(first_grads, inputs, eps=eps, atol=atol, rtol=rtol, raise_exception=raise_exception,
-                     seed=seed)
+                     seed=seed, check_grad_dtypes=check_grad_dtypes)
