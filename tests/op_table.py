@@ -3,7 +3,8 @@
 Each entry: (name, chainrule function, torch function or None, list of input-shape tuples, domain).
 The functions take the same positional tensors; the domain says how inputs are drawn:
 'any' (standard normal), 'pos' (in [0.5, 2]), 'unit' (in (-0.9, 0.9)), 'distinct' (well separated,
-so max/min/sort have no near-ties that would break finite differences).
+so max/min/sort have no near-ties that would break finite differences), 'zeros' (standard normal with
+some entries exactly 0, for ops such as cumprod whose gradient needs care there).
 
 Adding an op to chainrule = adding one line here.
 """
@@ -70,6 +71,16 @@ OPS = [
     ("matmul_2d_1d", cr.matmul, _t("matmul"), [((2, 3), (3,))], "any"),
     ("matmul_batched", cr.matmul, _t("matmul"), [((2, 2, 3), (2, 3, 4)), ((2, 2, 3), (3, 4)),
                                                  ((3,), (2, 3, 4)), ((2, 2, 3), (3,))], "any"),
+    ("einsum_mm", lambda a, b: cr.einsum("ij,jk->ik", a, b), lambda a, b: torch.einsum("ij,jk->ik", a, b),
+     [((2, 3), (3, 4))], "any"),
+    ("einsum_ellipsis", lambda a, b: cr.einsum("...ij,...jk->...ik", a, b),
+     lambda a, b: torch.einsum("...ij,...jk->...ik", a, b), [((2, 2, 3), (3, 4)), ((2, 3), (2, 3, 2))], "any"),
+    ("einsum_implicit", lambda a, b: cr.einsum("ij,kj", a, b), lambda a, b: torch.einsum("ij,kj", a, b),
+     [((2, 3), (4, 3))], "any"),
+    ("einsum_diag_sum", lambda a, b: cr.einsum("iij,jk->k", a, b), lambda a, b: torch.einsum("iij,jk->k", a, b),
+     [((3, 3, 2), (2, 4))], "any"),
+    ("einsum_bcast", lambda a, b: cr.einsum("ij,ij->i", a, b), lambda a, b: torch.einsum("ij,ij->i", a, b),
+     [((2, 1), (2, 3))], "any"),
     ("linear", lambda x, w, b: cr.autograd.ops.linear(x, w, b),
      lambda x, w, b: torch.nn.functional.linear(x, w, b), [((4, 3), (2, 3), (2,)), ((2, 4, 3), (2, 3), (2,))], "any"),
     # reductions
@@ -98,6 +109,16 @@ OPS = [
     ("norm_p1", lambda a: a.norm(p=1), lambda a: a.norm(p=1), [((4,),)], "any"),
     ("norm_p3", lambda a: a.norm(p=3, dim=0), lambda a: a.norm(p=3, dim=0), [((4, 2),)], "any"),
     ("cumsum", lambda a: a.cumsum(dim=1), lambda a: a.cumsum(dim=1), [((2, 4),)], "any"),
+    ("cumprod", lambda a: a.cumprod(dim=1), lambda a: a.cumprod(dim=1), [((2, 4),), ((2, 3, 2),)], "any"),
+    ("cumprod_zeros", lambda a: cr.cumprod(a, 0), lambda a: torch.cumprod(a, 0), [((4, 3),), ((5,),)], "zeros"),
+    ("median_all", lambda a: a.median(), lambda a: a.median(), [((5,),), ((2, 3),)], "distinct"),
+    ("median_dim", lambda a: a.median(dim=1)[0], lambda a: a.median(dim=1)[0], [((2, 4),), ((2, 3, 2),)],
+     "distinct"),
+    ("median_dim_keep", lambda a: a.median(dim=0, keepdim=True).values,
+     lambda a: a.median(dim=0, keepdim=True).values, [((5, 2),)], "distinct"),
+    ("kthvalue", lambda a: a.kthvalue(3).values, lambda a: a.kthvalue(3).values, [((2, 4),), ((4,),)], "distinct"),
+    ("kthvalue_dim_keep", lambda a: cr.kthvalue(a, 2, dim=0, keepdim=True)[0],
+     lambda a: torch.kthvalue(a, 2, dim=0, keepdim=True)[0], [((3, 2),)], "distinct"),
     # shape and indexing
     ("reshape", lambda a: a.reshape(3, 2), lambda a: a.reshape(3, 2), [((2, 3),)], "any"),
     ("view_infer", lambda a: a.view(-1), lambda a: a.view(-1), [((2, 3),)], "any"),
@@ -168,6 +189,9 @@ def make_inputs(shapes, domain, rng):
         elif domain == "distinct":
             n = int(np.prod(shape)) if shape else 1
             a = (rng.permutation(n) - n / 2 + rng.uniform(0.1, 0.3, n)).reshape(shape) * 0.37 + 0.013
+        elif domain == "zeros":  # standard normal with exact zeros (several on some lines)
+            i = np.arange(int(np.prod(shape)) if shape else 1)
+            a = np.where((i % 4 == 1) | (i % 7 == 3), 0.0, rng.standard_normal(i.size)).reshape(shape)
         else:
             a = rng.standard_normal(shape)
         arrays.append(np.asarray(a, dtype=np.float64))

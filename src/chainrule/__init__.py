@@ -36,14 +36,15 @@ from .autograd.factories import (
 )
 from .autograd.ops import (
     abs, add, addmm, all, allclose, amax, amin, any, argmax, argmin, argsort, atan, bmm, broadcast_to, cat,
-    ceil, chunk, clamp, clip, clone, concat, concatenate, cos, cosh, count_nonzero, cumsum, diag, div, dot,
-    elu, eq, equal, erf, exp, exp2, expand, expm1, flatten, flip, floor, fmod, gather, ge, gelu, gt, hstack,
-    index_select, isfinite, isinf, isnan, le, leaky_relu, lerp, log, log1p, log2, log10, log_softmax,
-    logical_not, logsumexp, lt, masked_select, matmul, max, maximum, mean, min, minimum, mm, moveaxis, mul,
-    mv, nan_to_num, narrow, ne, neg, norm, outer, pad, permute, pow, prod, reciprocal, relu, remainder,
-    repeat, reshape, roll, round, rsqrt, select, sigmoid, sign, sin, sinh, softmax, softplus, sort, split,
-    sqrt, square, squeeze, stack, std, std_mean, sub, sum, sum_to, swapaxes, tan, tanh, topk, trace,
-    transpose, tril, triu, true_divide, trunc, unbind, unflatten, unsqueeze, var, var_mean, vstack, where,
+    ceil, chunk, clamp, clip, clone, concat, concatenate, cos, cosh, count_nonzero, cumprod, cumsum, diag,
+    div, dot, einsum, elu, eq, equal, erf, exp, exp2, expand, expm1, flatten, flip, floor, fmod, gather, ge,
+    gelu, gt, hstack, index_select, isclose, isfinite, isinf, isnan, kthvalue, le, leaky_relu, lerp, log,
+    log10, log1p, log2, log_softmax, logical_not, logsumexp, lt, masked_select, matmul, max, maximum, mean,
+    median, min, minimum, mm, moveaxis, mul, mv, nan_to_num, narrow, ne, neg, norm, outer, pad, permute, pow,
+    prod, reciprocal, relu, remainder, repeat, reshape, roll, round, rsqrt, select, sigmoid, sign, sin, sinh,
+    softmax, softplus, sort, split, sqrt, square, squeeze, stack, std, std_mean, sub, sum, sum_to, swapaxes,
+    tan, tanh, topk, trace, transpose, tril, triu, true_divide, trunc, unbind, unflatten, unsqueeze, var,
+    var_mean, vstack, where,
 )
 from .autograd.ops import linear as _linear  # noqa: F401  (nn.functional.linear)
 from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state

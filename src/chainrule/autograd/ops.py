@@ -19,12 +19,13 @@ helpers                            dtype promotion, dims, ``sum_to`` (undoes bro
 broadcasting pair                  ``SumTo`` <-> ``BroadcastTo``: each is the other's adjoint
 arithmetic                         + - * / ** with tensors, and the scalar-operand variants
 elementwise functions              exp, log, sqrt, sin, ..., activations, maximum, where
-no-grad elementwise ops            comparisons, sign, isnan, floor, ... (no gradient)
-reductions                         sum, mean, var, std, amax, max/min(dim), logsumexp, prod, norm
+no-grad elementwise ops            comparisons, sign, isnan, floor, isclose, ... (no gradient)
+reductions                         sum, mean, var, std, amax, max/min(dim), logsumexp, prod, norm, cumsum, cumprod
 shape and indexing                 reshape, permute, getitem <-> IndexAdd, gather, cat, pad, ...
-linear algebra                     matmul (1-D, 2-D, batched) and the fused ``Linear``
+linear algebra                     matmul (1-D, 2-D, batched), einsum and the fused ``Linear``
 softmax family                     softmax, log_softmax (stable)
 dtype, copies, in-place            cast, clone, the in-place machinery (``inplace``)
+small factories, sorting           zeros_like, ...; sort, topk, median, kthvalue (values are a gather)
 =================================  =========================================================
 """
 
@@ -1159,6 +1160,11 @@ def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
     return bool(np.allclose(a.data, _raw(b), rtol=rtol, atol=atol, equal_nan=equal_nan))
 
 
+def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """|a - b| <= atol + rtol |b| elementwise (broadcasting), as a bool tensor (no gradient)."""
+    return _make(np.asarray(np.isclose(a.data, _raw(b), rtol=rtol, atol=atol, equal_nan=equal_nan)))
+
+
 class NanToNum(Function):
     """y = x with NaN, +inf and -inf replaced by numbers.  dL/dx = g where x is finite, else 0 (as torch)."""
 
@@ -1499,6 +1505,70 @@ def cumsum(x, dim, dtype=None):
     if dtype is not None:
         x = cast(x, _dtypes.as_dtype(dtype))
     return Cumsum.apply(x, dim=_dims(dim, x.data.ndim)[0])
+
+
+class Cumprod(Function):
+    """y_i = prod_{j <= i} x_j along ``dim``.  dL/dx_k = sum_{i >= k} g_i prod_{j <= i, j != k} x_j.
+
+    Exact with zeros, to every order: along each line let z be the first zero of x.  For k < z,
+    dL/dx_k = revcumsum(g y)_k / x_k (x_k != 0); for k = z it is y_{z-1} sum_{i >= z} g_i prod_{z < j <= i} x_j;
+    for k > z it is y_{z-1} x_z (the same rule on x with x_{<= z} set to 1)_k, which is 0 but keeps the
+    dependence on x_z that second derivatives need.  O(n) per line and per zero (no n x n matrix).
+    """
+
+    saves_output = True
+
+    def forward(self, x):
+        self.y = np.cumprod(x, axis=self.dim, dtype=x.dtype if x.dtype.kind == "f" else np.int64)
+        return self.y
+
+    def backward(self, g):
+        return _cumprod_vjp(self.inputs[0], self.output(), g, self.dim)
+
+    def backward_np(self, g):
+        x, y, ax = self.inputs[0].data, self.y, self.dim
+        zero = x == 0
+        rc = np.flip(np.cumsum(np.flip(g * y, ax), ax), ax)
+        if not zero.any():
+            return rc / x
+        nz = np.cumsum(zero, axis=ax)
+        before = nz == 0
+        first = zero & (nz == 1)
+        out = np.where(before, rc / np.where(before, x, 1), 0)
+        pre = np.prod(np.where(before, x, 1), axis=ax, keepdims=True)
+        yr = np.cumprod(np.where(before | first, 1, x), axis=ax)
+        s = np.sum(np.where(before, 0, g * yr), axis=ax, keepdims=True)
+        return np.where(first, pre * s, out)  # k > z: exactly 0 (x_z = 0)
+
+
+def _cumprod_vjp(x, y, g, ax):
+    """sum_{i >= k} g_i prod_{j <= i, j != k} x_j, differentiably (Tensors in and out); see ``Cumprod``."""
+    rc = flip(cumsum(flip(g * y, ax), ax), ax)
+    zero = x.data == 0
+    if not zero.any():
+        return rc / x
+    nz = np.cumsum(zero, axis=ax)
+    before = nz == 0
+    first = zero & (nz == 1)
+    after = ~before & ~first
+    dt = x.data.dtype
+    out = Mask.apply(rc / where(before, x, 1.0), m=before.astype(dt))
+    pre = prod(where(before, x, 1.0), ax, keepdim=True)  # y_{z-1} (1 on lines without a zero)
+    xr = where(before | first, 1.0, x)  # x after the first zero, 1 up to it
+    yr = cumprod(xr, ax)
+    s = sum(Mask.apply(g * yr, m=(~before).astype(dt)), ax, keepdim=True)
+    out = out + Mask.apply(broadcast_to(pre * s, x.shape), m=first.astype(dt))
+    if after.any():
+        xz = sum(Mask.apply(x, m=first.astype(dt)), ax, keepdim=True)
+        out = out + Mask.apply(pre * xz * _cumprod_vjp(xr, yr, g, ax), m=after.astype(dt))
+    return out
+
+
+def cumprod(x, dim, dtype=None):
+    """Cumulative product along ``dim``; the gradient is exact also where x has zeros (see ``Cumprod``)."""
+    if dtype is not None:
+        x = cast(x, _dtypes.as_dtype(dtype))
+    return Cumprod.apply(x, dim=_dims(dim, x.data.ndim)[0])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -2057,6 +2127,101 @@ def outer(a, b):
 def addmm(c, a, b, beta=1, alpha=1):
     return c * beta + matmul(a, b) * alpha
 
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _einsum_parse(equation, shapes):
+    """Explicit subscripts (one letter per dimension, ``...`` expanded) for ``equation`` and operand shapes."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    ins = lhs.split(",")
+    if len(ins) != len(shapes):
+        raise ValueError(f"einsum(): {equation!r} names {len(ins)} operands but {len(shapes)} were given")
+    used = set(eq) - set(",.->")
+    if not used <= set(_LETTERS):
+        raise ValueError(f"einsum(): subscripts must be letters, got {equation!r}")
+    free = [c for c in _LETTERS if c not in used]
+    nell = 0
+    for s, shape in zip(ins, shapes):
+        if "..." in s:
+            nell = builtins.max(nell, len(shape) - (len(s) - 3))
+    ell = "".join(free[:nell])
+    subs = []
+    for s, shape in zip(ins, shapes):
+        if "..." in s:
+            k = len(shape) - (len(s) - 3)
+            s = s.replace("...", ell[nell - k:] if k else "")
+        if len(s) != len(shape):
+            raise ValueError(f"einsum(): subscripts {s!r} do not match an operand of shape {tuple(shape)}")
+        subs.append(s)
+    if arrow:
+        out = rhs.replace("...", ell)
+    else:
+        counts = {c: "".join(subs).count(c) for c in set("".join(subs))}
+        out = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    return subs, out, free[nell:]
+
+
+class Einsum(Function):
+    """y = einsum(equation, x_1, ..., x_n) (np.einsum on explicit subscripts).
+
+    dL/dx_k = einsum(out, the other operands -> subs_k) of g: each operand's gradient is another einsum.
+    Letters of x_k found in neither g nor another operand (summed over x_k alone) enter it as a ones
+    operand; a letter repeated within x_k (a diagonal, 'ii') gets a fresh letter tied to the first by an
+    identity matrix; a size-1 dimension broadcast against a longer one is summed back.
+    """
+
+    def forward(self, *xs):
+        return np.asarray(np.einsum(self.spec, *xs))
+
+    def backward(self, g):
+        xs = self.inputs
+        sizes = {}
+        for s, x in zip(self.subs, xs):
+            for c, n in zip(s, x.shape):
+                sizes[c] = builtins.max(sizes.get(c, 1), n)
+        grads = []
+        for k, (s, x) in enumerate(zip(self.subs, xs)):
+            if not self.needs_input_grad[k]:
+                grads.append(None)
+                continue
+            free = iter(self.spare)
+            target, extra_subs, extra = "", [], []
+            for c in s:
+                if c in target:  # repeated letter: a fresh one, tied to the first by an identity
+                    c2 = next(free)
+                    extra_subs.append(c + c2)
+                    extra.append(_make(np.eye(sizes[c], dtype=g.data.dtype)))
+                    c = c2
+                target += c
+            others = [(t, y) for i, (t, y) in enumerate(zip(self.subs, xs)) if i != k]
+            have = set(self.out) | set("".join(t for t, _ in others)) | set("".join(extra_subs))
+            lone = "".join(dict.fromkeys(c for c in target if c not in have))
+            if lone:
+                extra_subs.append(lone)
+                extra.append(_make(np.ones([sizes[c] for c in lone], dtype=g.data.dtype)))
+            spec = ",".join([self.out] + [t for t, _ in others] + extra_subs) + "->" + target
+            gk = Einsum.apply(g, *[y for _, y in others], *extra, spec=spec,
+                              subs=[self.out] + [t for t, _ in others] + extra_subs, out=target,
+                              spare=self.spare[len(s):])
+            if gk.shape != x.shape:  # size-1 broadcasting: a letter only x has at full size, or the reverse
+                full = np.broadcast_shapes(gk.shape, x.shape)
+                gk = sum_to(broadcast_to(gk, full) if full != gk.shape else gk, x.shape)
+            grads.append(gk)
+        return tuple(grads) if len(grads) > 1 else grads[0]
+
+
+def einsum(equation, *operands):
+    """torch.einsum: ``einsum('ij,jk->ik', a, b)`` (operands also as one list).  Supports ``...``,
+    implicit output (letters used once, sorted), repeated letters (diagonals) and size-1 broadcasting."""
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    xs = [as_tensor_like(x) for x in operands]
+    dt = np.result_type(*[x.data.dtype for x in xs])
+    xs = [x if x.data.dtype == dt else cast(x, dt) for x in xs]
+    subs, out, spare = _einsum_parse(equation, [x.shape for x in xs])
+    return Einsum.apply(*xs, spec=",".join(subs) + "->" + out, subs=subs, out=out, spare="".join(spare))
+
 
 class Linear(Function):
     """y = x W^T + b in one node (fused, for speed).  dL/dx = g W, dL/dW = g^T x, dL/db = sum_rows g."""
@@ -2346,3 +2511,47 @@ def topk(x, k, dim=-1, largest=True, sorted=True):  # noqa: A002
     idx = np.argsort(-x.data if largest else x.data, axis=dim, kind="stable")
     idx = np.take(idx, range(k), axis=dim)
     return TopKResult(gather(x, dim, _make(idx)), _make(idx.astype(np.int64)))
+
+
+MedianResult = namedtuple("MedianResult", ["values", "indices"])
+KthvalueResult = namedtuple("KthvalueResult", ["values", "indices"])
+
+
+def _kth_smallest(x, pos, dim, keepdim, result, nan_wins=False):
+    """The ``pos``-th smallest (0-based, a stable sort's order) along ``dim``: (values, indices); the
+    values are a gather, so the gradient goes to the selected element."""
+    if x.data.ndim == 0:
+        if pos != 0:
+            raise IndexError(f"kthvalue(): k = {pos + 1} is out of range for a 0-d tensor")
+        return result(x, _make(np.zeros((), np.int64)))
+    d = _dims(dim, x.data.ndim)[0]
+    n = x.data.shape[d]
+    if not 0 <= pos < n:
+        raise IndexError(f"kthvalue(): k = {pos + 1} is out of range for a dimension of size {n}")
+    idx = np.take(np.argsort(x.data, axis=d, kind="stable"), [pos], axis=d)
+    if nan_wins and x.data.dtype.kind == "f":
+        nan = np.isnan(x.data)
+        if nan.any():  # torch: a line with a NaN has median NaN (its first NaN)
+            idx = np.where(nan.any(axis=d, keepdims=True), np.argmax(nan, axis=d, keepdims=True), idx)
+    values = gather(x, d, _make(idx))
+    if not keepdim:
+        values = squeeze(values, d)
+        idx = np.squeeze(idx, d)
+    return result(values, _make(idx.astype(np.int64)))
+
+
+def median(x, dim=None, keepdim=False):
+    """torch.median: the lower median ((n - 1) // 2-th smallest) of all elements (a 0-d tensor), or with
+    ``dim`` a (values, indices) pair; NaN propagates; the gradient goes to the selected element.  With
+    ties the index is the first in a stable sort's order (torch does not promise which one)."""
+    if dim is None:
+        flat = reshape(x, (-1,))
+        return _kth_smallest(flat, (flat.data.size - 1) // 2, 0, False, MedianResult, nan_wins=True).values
+    n = x.data.shape[_dims(dim, x.data.ndim)[0]] if x.data.ndim else 1
+    return _kth_smallest(x, (n - 1) // 2, dim, keepdim, MedianResult, nan_wins=True)
+
+
+def kthvalue(x, k, dim=-1, keepdim=False):
+    """torch.kthvalue: the k-th smallest (k from 1) along ``dim`` as (values, indices); gradient to it.
+    With ties the index is the first in a stable sort's order (torch may return another tied index)."""
+    return _kth_smallest(x, int(k) - 1, dim, keepdim, KthvalueResult)

@@ -606,6 +606,7 @@ _METHODS = [
     "logical_not", "eq", "ne", "lt", "le", "gt", "ge", "equal", "allclose", "narrow", "select",
     "index_select", "exp2", "true_divide", "count_nonzero", "nan_to_num", "diag", "trace", "triu", "tril",
     "flip", "roll", "lerp", "addmm", "unbind", "mv", "fmod", "remainder",
+    "cumprod", "median", "kthvalue", "isclose",
 ]
 for _name in _METHODS:
     if hasattr(ops, _name) and not hasattr(Tensor, _name):
