@@ -1261,16 +1261,9 @@ def var(x, dim=None, unbiased=None, keepdim=False, correction=None):
                                                     else math.nan)
 
 
-class StdFromVar(Function):
+class StdFromVar(Sqrt):
     """y = sqrt(v) for ``std``.  dL/dv = g / (2 y), and 0 where y = 0 (as torch: a constant sample has
     no direction of steepest change, and 0/0 would poison every gradient it touches)."""
-
-    saves_inputs = False
-    saves_output = True
-
-    def forward(self, v):
-        self.y = np.sqrt(v)
-        return self.y
 
     def backward(self, g):
         y = self.output()

@@ -442,6 +442,16 @@ class _ClassTargets:
         self._w = None if w is None else w.astype(self.dtype)
         self._wy: np.ndarray | None = None
 
+    def zero_ignored(self, grad):
+        """``grad`` (rows x classes, an ndarray or a Tensor) with the ignored rows exactly 0, as torch: also
+        when every row is ignored and the 'mean' coefficient is NaN."""
+        if self.all_valid:
+            return grad
+        if isinstance(grad, np.ndarray):
+            grad[~self.valid] = 0
+            return grad
+        return _ops.where(Tensor._make(self.valid[:, None]), grad, 0.0)
+
     # Class weights, per-row weights and the valid mask are built only when a formula needs them:
     # plain cross-entropy (no weights, nothing ignored, no smoothing) never does.
     @property
@@ -539,8 +549,7 @@ class CrossEntropyFunction(Function):
             grad[rows, ct.y] -= coef * a
             if eps:
                 grad -= np.outer(coef * ct.valid * (eps / ct.C), ct.w)
-            if not ct.all_valid:
-                grad[~ct.valid] = 0  # ignored rows: exactly 0, even when every row is ignored (coef NaN)
+            grad = ct.zero_ignored(grad)
         return _from_rows(grad.astype(self.p.dtype, copy=False), self.inputs[0].data.shape)
 
     def backward(self, g):
@@ -557,9 +566,7 @@ class CrossEntropyFunction(Function):
         coef = self._coef(g)
         if coef.ndim == 1:
             coef = _ops.reshape(coef, (-1, 1))
-        grad = (p * Tensor._make(scale.astype(p.dtype)) - Tensor._make(const)) * coef
-        if not ct.all_valid:
-            grad = _ops.where(Tensor._make(ct.valid[:, None]), grad, 0.0)
+        grad = ct.zero_ignored((p * Tensor._make(scale.astype(p.dtype)) - Tensor._make(const)) * coef)
         return _from_rows_t(grad, x.shape)
 
 
@@ -593,18 +600,14 @@ class NLLLossFunction(Function):
 
     def backward_np(self, g):
         coef = self._coef(g)
-        grad = self._pick(g.dtype) * (coef[:, None] if np.ndim(coef) else coef)
-        if not self.ct.all_valid:
-            grad[~self.ct.valid] = 0  # ignored rows: exactly 0, even when every row is ignored
+        grad = self.ct.zero_ignored(self._pick(g.dtype) * (coef[:, None] if np.ndim(coef) else coef))
         return _from_rows(grad, self.inputs[0].data.shape)
 
     def backward(self, g):
         coef = self._coef(g)
         if coef.ndim == 1:
             coef = _ops.reshape(coef, (-1, 1))
-        grad = Tensor._make(self._pick(g.dtype)) * coef
-        if not self.ct.all_valid:
-            grad = _ops.where(Tensor._make(self.ct.valid[:, None]), grad, 0.0)
+        grad = self.ct.zero_ignored(Tensor._make(self._pick(g.dtype)) * coef)
         return _from_rows_t(grad, self.inputs[0].shape)
 
 

@@ -136,6 +136,42 @@ class LRScheduler:
         self.__dict__.update(state_dict)
 
 
+def _lr_lambdas(optimizer: Optimizer, lr_lambda) -> list:
+    """``lr_lambda`` (one function, or a list with one per group) as a checked list, one per group."""
+    fns = _per_group("lr_lambda", optimizer, lr_lambda)
+    for fn in fns:
+        if not callable(fn):
+            raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
+    return fns
+
+
+class _CyclesMomentum:
+    """What OneCycleLR and CyclicLR share: cycling SGD's ``momentum`` or Adam's ``betas[0]`` against the lr."""
+
+    use_beta1: bool
+
+    def _init_momentum(self, optimizer: Optimizer, max_momentum, base_momentum, last_epoch: int):
+        """Check the optimizer has a momentum, return (max, base) per group; on a fresh start set each
+        group's momentum to its max and record both bounds in the group, as torch does."""
+        if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+            raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+        self.use_beta1 = "betas" in optimizer.defaults
+        max_ms = _per_group("max_momentum", optimizer, max_momentum)
+        base_ms = _per_group("base_momentum", optimizer, base_momentum)
+        if last_epoch == -1:
+            for group, m_max, m_base in zip(optimizer.param_groups, max_ms, base_ms, strict=True):
+                self._set_momentum(group, m_max)
+                group["max_momentum"] = m_max
+                group["base_momentum"] = m_base
+        return max_ms, base_ms
+
+    def _set_momentum(self, group, value):
+        if self.use_beta1:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
+
+
 #: torch's old name of the base class, which custom schedulers written for torch < 2.0 subclass.
 _LRScheduler = LRScheduler
 
@@ -146,10 +182,7 @@ class LambdaLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list, last_epoch: int = -1):
         _check_optimizer(optimizer)
         self.optimizer = optimizer
-        self.lr_lambdas = _per_group("lr_lambda", optimizer, lr_lambda)
-        for fn in self.lr_lambdas:
-            if not callable(fn):
-                raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
+        self.lr_lambdas = _lr_lambdas(optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -180,10 +213,7 @@ class MultiplicativeLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list, last_epoch: int = -1):
         _check_optimizer(optimizer)
         self.optimizer = optimizer
-        self.lr_lambdas = _per_group("lr_lambda", optimizer, lr_lambda)
-        for fn in self.lr_lambdas:
-            if not callable(fn):
-                raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
+        self.lr_lambdas = _lr_lambdas(optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
@@ -466,7 +496,7 @@ class CosineAnnealingLR(LRScheduler):
         return [self.eta_min + (base_lr - self.eta_min) * (1 + cos) / 2 for base_lr in self.base_lrs]
 
 
-class OneCycleLR(LRScheduler):
+class OneCycleLR(_CyclesMomentum, LRScheduler):
     """The 1cycle policy (Smith & Topin 2018): warm the lr up from ``max_lr / div_factor`` to
     ``max_lr`` over the first ``pct_start`` of ``total_steps``, then anneal it down to
     ``initial_lr / final_div_factor``; step it after every *batch*.
@@ -532,24 +562,8 @@ class OneCycleLR(LRScheduler):
 
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option "
-                                 "enabled")
-            self.use_beta1 = "betas" in optimizer.defaults
-            max_ms = _per_group("max_momentum", optimizer, max_momentum)
-            base_ms = _per_group("base_momentum", optimizer, base_momentum)
-            if last_epoch == -1:
-                for group, m_max, m_base in zip(optimizer.param_groups, max_ms, base_ms, strict=True):
-                    self._set_momentum(group, m_max)
-                    group["max_momentum"] = m_max
-                    group["base_momentum"] = m_base
+            self._init_momentum(optimizer, max_momentum, base_momentum, last_epoch)
         super().__init__(optimizer, last_epoch)
-
-    def _set_momentum(self, group, value):
-        if self.use_beta1:
-            group["betas"] = (value, *group["betas"][1:])
-        else:
-            group["momentum"] = value
 
     def _anneal(self, start, end, pct):
         if self.anneal_strategy == "cos":
@@ -635,7 +649,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         self._last_lr = self._current_lrs()
 
 
-class CyclicLR(LRScheduler):
+class CyclicLR(_CyclesMomentum, LRScheduler):
     """Cyclical learning rates (Smith 2017): the lr goes linearly from ``base_lr`` up to ``max_lr``
     in ``step_size_up`` steps and back down in ``step_size_down`` (default: the same); step it
     after every *batch*.  It overrides the optimizer's lr with ``base_lr``.
@@ -675,17 +689,8 @@ class CyclicLR(LRScheduler):
 
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
-            self.use_beta1 = "betas" in optimizer.defaults
-            self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
-            self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
-            if last_epoch == -1:
-                for m_max, m_base, group in zip(self.max_momentums, self.base_momentums, optimizer.param_groups,
-                                                strict=True):
-                    self._set_momentum(group, m_max)
-                    group["max_momentum"] = m_max
-                    group["base_momentum"] = m_base
+            max_ms, base_ms = self._init_momentum(optimizer, max_momentum, base_momentum, last_epoch)
+            self.base_momentums, self.max_momentums = base_ms, max_ms
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
 
@@ -706,12 +711,6 @@ class CyclicLR(LRScheduler):
         if self.mode == "triangular2":
             return 1 / (2.0 ** (x - 1))
         return self.gamma ** x
-
-    def _set_momentum(self, group, value):
-        if self.use_beta1:
-            group["betas"] = (value, *group["betas"][1:])
-        else:
-            group["momentum"] = value
 
     def get_lr(self):
         cycle = math.floor(1 + self.last_epoch / self.total_size)
