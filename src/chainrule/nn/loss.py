@@ -404,9 +404,8 @@ class _ClassTargets:
     ``w``: the class weights (ones if none), ``wy``: the weight of each row's class (0 if ignored).
     """
 
-    def __init__(self, x: Tensor, target, weight, ignore_index: int, name: str):
+    def __init__(self, x: np.ndarray, t: np.ndarray, w: np.ndarray | None, ignore_index: int, name: str):
         C = x.shape[1] if x.ndim > 1 else x.shape[0]
-        t = target.data if isinstance(target, Tensor) else np.asarray(target)
         if t.dtype.kind not in "iu":
             raise TypeError(f"{name}: class-index targets must be integers (int64), got {t.dtype}"
                             + ("; for class probabilities the target must have the input's shape "
@@ -430,11 +429,10 @@ class _ClassTargets:
                                  f"(valid: 0..{C - 1}, or ignore_index={ignore_index})")
             if valid.all():
                 valid = None
-        w = _const(weight, name)
         if w is not None and w.shape != (C,):
             raise ValueError(f"{name}: weight should be a 1-D tensor of {C} class weights, got shape "
                              f"{w.shape}")
-        self.C, self.shape, self.dtype = C, t.shape, x.data.dtype
+        self.C, self.shape, self.dtype = C, t.shape, x.dtype
         self.all_valid = valid is None
         self.weighted = w is not None
         self.y = y if valid is None else np.where(valid, y, 0)
@@ -493,10 +491,13 @@ class CrossEntropyFunction(Function):
         dl_i/dx_i = (1 - eps) w_{y_i} (p_i - e_{y_i}) + (eps / C) (p_i sum_c w_c - w)
 
     which for eps = 0 and no weights is the famous p - onehot(y).
+
+    The targets are the node's second input (integers: no gradient) and are checked in ``forward``, so a
+    replayed step (``autograd.replay``) checks and uses each batch's own targets.
     """
 
-    def forward(self, x):
-        ct = self.ct
+    def forward(self, x, t):
+        self.ct = ct = _ClassTargets(x, t, self.weight, self.ignore_index, "cross_entropy")
         xr = _to_rows(x)
         m = _max(xr, axis=1, keepdims=True)
         e = xr - m
@@ -550,7 +551,7 @@ class CrossEntropyFunction(Function):
             if eps:
                 grad -= np.outer(coef * ct.valid * (eps / ct.C), ct.w)
             grad = ct.zero_ignored(grad)
-        return _from_rows(grad.astype(self.p.dtype, copy=False), self.inputs[0].data.shape)
+        return _from_rows(grad.astype(self.p.dtype, copy=False), self.inputs[0].data.shape), None
 
     def backward(self, g):
         # Differentiable form: recompute p = softmax(x) with ops, the rest are constants.
@@ -567,7 +568,7 @@ class CrossEntropyFunction(Function):
         if coef.ndim == 1:
             coef = _ops.reshape(coef, (-1, 1))
         grad = ct.zero_ignored((p * Tensor._make(scale.astype(p.dtype)) - Tensor._make(const)) * coef)
-        return _from_rows_t(grad, x.shape)
+        return _from_rows_t(grad, x.shape), None
 
 
 class NLLLossFunction(Function):
@@ -576,8 +577,8 @@ class NLLLossFunction(Function):
     mean: sum_i l_i / sum_i w_{y_i} (ignored rows excluded).  dl_i/dx_{i,c} = -w_{y_i} [c = y_i].
     """
 
-    def forward(self, x):
-        ct = self.ct
+    def forward(self, x, t):
+        self.ct = ct = _ClassTargets(x, t, self.weight, self.ignore_index, "nll_loss")
         xr = _to_rows(x)
         loss = -xr[np.arange(len(ct.y)), ct.y] * ct.wy
         if self.reduction == "mean":
@@ -601,14 +602,14 @@ class NLLLossFunction(Function):
     def backward_np(self, g):
         coef = self._coef(g)
         grad = self.ct.zero_ignored(self._pick(g.dtype) * (coef[:, None] if np.ndim(coef) else coef))
-        return _from_rows(grad, self.inputs[0].data.shape)
+        return _from_rows(grad, self.inputs[0].data.shape), None
 
     def backward(self, g):
         coef = self._coef(g)
         if coef.ndim == 1:
             coef = _ops.reshape(coef, (-1, 1))
         grad = self.ct.zero_ignored(Tensor._make(self._pick(g.dtype)) * coef)
-        return _from_rows_t(grad, self.inputs[0].shape)
+        return _from_rows_t(grad, self.inputs[0].shape), None
 
 
 def _check_class_input(x: Tensor, name: str) -> None:
@@ -626,8 +627,9 @@ def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index
     reduction = _reduction(reduction, size_average, reduce, "nll_loss")
     x = _as_input(input, "nll_loss")
     _check_class_input(x, "nll_loss")
-    ct = _ClassTargets(x, target, weight, ignore_index, "nll_loss")
-    return NLLLossFunction.apply(x, ct=ct, reduction=reduction)
+    t = target if isinstance(target, Tensor) else Tensor._make(np.asarray(target))
+    return NLLLossFunction.apply(x, t, weight=_const(weight, "nll_loss"), ignore_index=ignore_index,
+                                 reduction=reduction)
 
 
 def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_index: int = -100,
@@ -650,8 +652,8 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     t = target if isinstance(target, Tensor) else Tensor._make(np.asarray(target))
     if t.data.dtype.kind == "f" and t.shape == x.shape:
         return _cross_entropy_probs(x, _as_target(t, x, "cross_entropy"), weight, reduction, label_smoothing)
-    ct = _ClassTargets(x, t, weight, ignore_index, "cross_entropy")
-    return CrossEntropyFunction.apply(x, ct=ct, reduction=reduction, eps=float(label_smoothing))
+    return CrossEntropyFunction.apply(x, t, weight=_const(weight, "cross_entropy"), ignore_index=ignore_index,
+                                      reduction=reduction, eps=float(label_smoothing))
 
 
 def _cross_entropy_probs(x: Tensor, t: Tensor, weight, reduction: str, eps: float) -> Tensor:
