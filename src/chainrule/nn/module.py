@@ -38,6 +38,49 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
     __str__ = __repr__
 
 
+# Counts every change to any module's attributes, parameters, buffers or children (train()/eval()
+# included): a captured training step (``train.TrainStep``) is replayed only while it is unchanged.
+_mutations = 0
+
+
+def _changed() -> None:
+    global _mutations
+    _mutations += 1
+
+
+class _Registry(OrderedDict):
+    """A module's ``_parameters`` / ``_buffers`` / ``_modules``: an OrderedDict whose changes count as
+    module changes (``_mutations``), however they are made (containers edit them directly)."""
+
+    def __setitem__(self, key, value):
+        _changed()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        _changed()
+        super().__delitem__(key)
+
+    def pop(self, *args):
+        _changed()
+        return super().pop(*args)
+
+    def popitem(self, last: bool = True):
+        _changed()
+        return super().popitem(last)
+
+    def clear(self):
+        _changed()
+        super().clear()
+
+    def setdefault(self, key, default=None):
+        _changed()
+        return super().setdefault(key, default)
+
+    def move_to_end(self, key, last: bool = True):
+        _changed()
+        super().move_to_end(key, last)
+
+
 def _quoted(keys) -> str:
     return ", ".join(f'"{k}"' for k in keys)
 
@@ -73,10 +116,10 @@ class Module:
             raise TypeError(f"{type(self).__name__}.__init__() got unexpected arguments")
         d = self.__dict__
         d["training"] = True
-        d["_parameters"] = OrderedDict()
-        d["_buffers"] = OrderedDict()
+        d["_parameters"] = _Registry()
+        d["_buffers"] = _Registry()
         d["_non_persistent_buffers"] = set()
-        d["_modules"] = OrderedDict()
+        d["_modules"] = _Registry()
 
     # ---- the forward pass ----------------------------------------------------------------------
     def forward(self, *args, **kwargs):
@@ -138,6 +181,7 @@ class Module:
     register_module = add_module
 
     def __setattr__(self, name: str, value) -> None:
+        _changed()
         d = self.__dict__
         params = d.get("_parameters")
         if isinstance(value, Parameter):
@@ -185,6 +229,7 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name: str) -> None:
+        _changed()
         d = self.__dict__
         for key in ("_parameters", "_buffers", "_modules"):
             if name in d.get(key, ()):

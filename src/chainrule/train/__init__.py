@@ -14,7 +14,9 @@
 True
 
 ``fit`` returns a :class:`History`; ``evaluate`` a dict of mean loss and metrics; ``predict`` the
-outputs. Callbacks (``chainrule.train.callbacks``): ``ProgressBar``, ``EarlyStopping``,
+outputs. :class:`TrainStep` is one step of the loop (zero_grad, forward, loss, backward, optimizer
+step), recorded once and replayed for speed; ``fit`` uses it.
+Callbacks (``chainrule.train.callbacks``): ``ProgressBar``, ``EarlyStopping``,
 ``ConvergenceCriterion``, ``LRSchedulerCallback``, ``ModelCheckpoint``, ``TerminateOnNaN``,
 ``CSVLogger``, ``LambdaCallback``. Metrics (``chainrule.train.metrics``): ``accuracy``, ``mse``,
 ``mae``.
@@ -34,9 +36,10 @@ from .callbacks import (
 )
 from .loop import History, Trainer, evaluate, fit, predict
 from .metrics import Accuracy, Metric, accuracy
+from .step import TrainStep
 
 __all__ = [
-    "fit", "evaluate", "predict", "History", "Trainer",
+    "fit", "evaluate", "predict", "History", "Trainer", "TrainStep",
     "Callback", "ProgressBar", "EarlyStopping", "ConvergenceCriterion", "LRSchedulerCallback",
     "ModelCheckpoint", "TerminateOnNaN", "CSVLogger", "LambdaCallback",
     "Metric", "Accuracy", "accuracy", "callbacks", "metrics",

@@ -11,7 +11,9 @@ Inside, ``fit`` is the plain PyTorch loop you would write yourself::
             optimizer.step()
         ... evaluate on val_loader under no_grad(), log, call the callbacks ...
 
-plus the bookkeeping around it: running loss and metrics, samples per second, the learning rate,
+(one step of it is a :class:`~chainrule.train.step.TrainStep`, which records that step and replays it,
+with the same numbers bit for bit, without the Python around each operation), plus the bookkeeping
+around it: running loss and metrics, samples per second, the learning rate,
 callbacks (progress bar, early stopping, checkpoints, ...), a :class:`History` of every epoch, and
 resuming from a checkpoint. Nothing is hidden: the :class:`Trainer` methods are short enough to read
 in one sitting.
@@ -46,6 +48,7 @@ from ..autograd import Tensor, no_grad
 from ..autograd.factories import from_numpy
 from .callbacks import Callback, LRSchedulerCallback, ProgressBar
 from .metrics import Mean, Metric, get_metric
+from .step import TrainStep
 
 __all__ = ["fit", "evaluate", "predict", "History", "Trainer"]
 
@@ -160,7 +163,7 @@ class Trainer:
 
     def __init__(self, model, loss_fn, optimizer, train_loader, epochs: int, val_loader=None,
                  metrics: Iterable = ("accuracy",), callbacks: Sequence[Callback] = (), scheduler=None,
-                 verbose: int = 1, initial_epoch: int = 0):
+                 verbose: int = 1, initial_epoch: int = 0, replay: bool | str = "auto"):
         if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
         self.model = model
@@ -178,6 +181,8 @@ class Trainer:
         self.stop_training = False
         self.stop_reason: str | None = None
         self.resume_info: dict | None = None
+        self.replay = replay
+        self._train_step: TrainStep | None = None
 
         callbacks = list(callbacks)
         sched_cbs = [c for c in callbacks if isinstance(c, LRSchedulerCallback)]
@@ -216,10 +221,19 @@ class Trainer:
             self.history.note = None
         return info
 
+    def train_step(self) -> TrainStep:
+        """The :class:`TrainStep` for the current model, loss and optimizer (kept across epochs)."""
+        st = self._train_step
+        if st is None or st.model is not self.model or st.loss_fn is not self.loss_fn \
+                or st.optimizer is not self.optimizer:
+            st = self._train_step = TrainStep(self.model, self.loss_fn, self.optimizer, replay=self.replay)
+        return st
+
     # ---- one epoch -----------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> dict[str, Any] | None:
         """Train one epoch; return its logs, or None if a callback stopped it part-way."""
-        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
+        model = self.model
+        step_fn = self.train_step()
         loss_mean = Mean("loss")
         for m in self.metrics:
             m.reset()
@@ -228,12 +242,9 @@ class Trainer:
         for step, batch in enumerate(self.train_loader):
             x, y = _split_batch(batch)
             self._call("on_batch_begin", step, {})
-            # -- the PyTorch loop --
-            optimizer.zero_grad(set_to_none=True)
-            output = model(x)
-            loss = loss_fn(output, y)
-            loss.backward()
-            optimizer.step()
+            # -- the PyTorch loop: zero_grad, model, loss_fn, backward, optimizer step (TrainStep) --
+            loss = step_fn(x, y)
+            output = step_fn.output
             # -- bookkeeping --
             self.global_step += 1
             n = _batch_size(x)
@@ -254,7 +265,7 @@ class Trainer:
         for m in self.metrics:
             logs[m.name] = m.compute()
         if self.val_loader is not None:
-            val = evaluate(model, self.val_loader, loss_fn, self.metrics)
+            val = evaluate(model, self.val_loader, self.loss_fn, self.metrics)
             logs.update({f"val_{k}": v for k, v in val.items()})
         if self.optimizer is not None and self.optimizer.param_groups:
             logs["lr"] = float(self.optimizer.param_groups[0]["lr"])
@@ -291,7 +302,7 @@ class Trainer:
 
 def fit(model, loss_fn, optimizer, train_loader, epochs: int = 1, val_loader=None,
         metrics: Iterable = ("accuracy",), callbacks: Sequence[Callback] = (), scheduler=None,
-        verbose: int = 1, initial_epoch: int = 0, resume=None) -> History:
+        verbose: int = 1, initial_epoch: int = 0, resume=None, replay: bool | str = "auto") -> History:
     """Train ``model`` for ``epochs`` epochs and return a :class:`History`.
 
     Args:
@@ -312,13 +323,17 @@ def fit(model, loss_fn, optimizer, train_loader, epochs: int = 1, val_loader=Non
         resume: path of a checkpoint (``ModelCheckpoint``'s ``last.safetensors``): restores model,
             optimizer, scheduler, RNG state and history, and continues after its epoch, ending
             with the same weights, bit for bit, as a run that was never interrupted.
+        replay: how :class:`TrainStep` runs the steps: ``"auto"`` records a step once and replays it
+            (same results, less Python per step) when the model and loss are chainrule's own
+            modules and functions; ``True`` also for your own (their Python must not branch on the
+            data or have side effects); ``False`` runs every step eagerly.
 
     A ``KeyboardInterrupt`` (Ctrl-C) ends training cleanly: the epochs completed so far are in the
     returned History, whose ``note`` says what happened; checkpoints already written are intact.
     """
     trainer = Trainer(model, loss_fn, optimizer, train_loader, epochs, val_loader=val_loader,
                       metrics=metrics, callbacks=callbacks, scheduler=scheduler, verbose=verbose,
-                      initial_epoch=initial_epoch)
+                      initial_epoch=initial_epoch, replay=replay)
     if resume is not None:
         trainer.resume(resume)
     return trainer.fit()

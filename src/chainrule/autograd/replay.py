@@ -1,0 +1,322 @@
+"""Capture and replay: record the operations of one call, then re-run them without the Python around them.
+
+An eager step pays Python work around every operation: the module call, the argument checks of
+``F.linear``, ``Function.apply`` and the Tensor it makes, and in backward the engine's topological sort and
+bookkeeping.  For the MNIST MLP at batch 32 that is about 100 of the 950 µs of a training step
+(``benchmarks/README.md``).  When a computation is *static* (the same operations, on arrays of the same
+shapes, every call), that work can be done once::
+
+    outputs, tape = record(fn, inputs)   # runs fn eagerly and logs every Function it applies
+    outputs = tape.forward(new_inputs)   # the logged ops' forward methods, on the new arrays
+    tape.backward()                      # their backward_np methods, in the engine's order, into .grad
+
+Replay calls the very ``forward`` and ``backward_np`` methods the eager run called, on the same arrays,
+in the same order, and accumulates gradients exactly as ``engine.run_backward`` does, so its results are
+bit for bit those of the eager run.  What it skips is only the Python around them.
+
+What a log cannot stand for is found at record time and reported in ``Tape.problem`` (the tape is then
+never replayed): an in-place operation (it writes outside the logged results), a tensor made by
+something other than a ``Function`` that depends on the graph, or logged values that reach no output (a
+side effect).  Two logs of the same computation on different inputs can be compared (``same_as``): a
+constant that differs between them (a Python number or array computed from the data) means the
+computation is not static.  Like ``torch.jit.trace`` and CUDA graphs, a branch taken in Python on the
+data's values cannot be seen: a computation that may take another branch on other data must not be
+replayed.  ``train.TrainStep`` builds a safe training step on this module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import engine as _engine
+from . import function as _fn
+from .function import Function
+
+__all__ = ["Tape", "record"]
+
+_new = object.__new__
+_ndarray = np.ndarray
+_asarray = np.asarray
+_add = np.add
+
+
+class Tape:
+    """The logged operations of one call, ready to be replayed on new inputs of the same shapes.
+
+    Each entry is ``(cls, params, sources, requires_grad, needs_input_grad)``: the Function class, the
+    keyword parameters it was applied with, and where each input comes from (an ``int``: the index of
+    an input of the call or of an earlier entry's result; a ``Tensor``: a constant, e.g. a parameter,
+    whose ``.data`` is read at every replay, so optimizer updates are seen).
+    """
+
+    def __init__(self, entries, n_inputs: int, outputs, problem: str | None = None):
+        self.entries = entries
+        self.n_inputs = n_inputs
+        self.outputs = outputs        # the index (as in sources) of each output
+        self.problem = problem        # why this tape must not be replayed (None: it can be)
+        self._values = None           # the Tensors of the last forward, for backward
+        self._nodes = None
+        consts = {}
+        for entry in entries:
+            for s in entry[2]:
+                if s.__class__ is not int:
+                    consts[id(s)] = s
+        # What a replay assumes of its constants; checked by ``valid()`` before each replay.
+        self._guards = [(t, t.data.shape, t.data.dtype, t.requires_grad) for t in consts.values()]
+        self._plan = self._backward_plan() if problem is None and outputs else None
+
+    # ---- building ------------------------------------------------------------------------------
+    def _backward_plan(self):
+        """For the nodes the first output's backward visits, newest first (the engine's order): the
+        entry index and, for each input that needs a gradient, where it goes (``int``: an earlier
+        value's slot; ``Tensor``: a leaf)."""
+        base = self.n_inputs
+        root = self.outputs[0] - base
+        if root < 0 or not self.entries[root][3]:
+            return None
+        reach = {root}
+        plan = []
+        for j in range(root, -1, -1):
+            if j not in reach:
+                continue
+            _cls, _params, sources, _rg, needs = self.entries[j]
+            targets = []
+            for i, s in enumerate(sources):
+                if not needs[i]:
+                    continue
+                if s.__class__ is int:
+                    if s >= base:
+                        reach.add(s - base)
+                        targets.append((i, s))
+                    else:
+                        targets.append((i, -1 - s))    # an input of the call that requires grad (a leaf)
+                elif s.requires_grad:
+                    targets.append((i, s))
+            plan.append((j, tuple(targets)))
+        return plan
+
+    # ---- checks --------------------------------------------------------------------------------
+    def valid(self) -> bool:
+        """Whether the constants still have the shapes, dtypes and requires_grad the log was made with."""
+        for t, shape, dtype, rg in self._guards:
+            d = t.data
+            if d.shape != shape or d.dtype != dtype or t.requires_grad is not rg:
+                return False
+        return True
+
+    def same_as(self, other: Tape) -> bool:
+        """Whether ``other`` logged the same operations with equal constants and parameters."""
+        if len(self.entries) != len(other.entries) or self.outputs != other.outputs:
+            return False
+        for a, b in zip(self.entries, other.entries):
+            if a[0] is not b[0] or a[3] != b[3] or a[4] != b[4] or len(a[2]) != len(b[2]):
+                return False
+            for s, u in zip(a[2], b[2]):
+                if (s.__class__ is int) != (u.__class__ is int) or not _same(s, u):
+                    return False
+            if not _same(a[1], b[1]):
+                return False
+        return True
+
+    # ---- replay --------------------------------------------------------------------------------
+    def forward(self, inputs):
+        """Run the logged forwards on ``inputs`` (Tensors shaped as the recorded ones); return the
+        outputs as Tensors without a graph (``tape.backward()`` differentiates them)."""
+        Tensor = _fn._Tensor
+        values = list(inputs)
+        nodes = []
+        for cls, params, sources, rg, needs in self.entries:
+            fn = _new(cls)
+            if params:
+                fn.__dict__.update(params)
+            ts = [values[s] if s.__class__ is int else s for s in sources]
+            out = fn.forward(*[t.data for t in ts])
+            if out.__class__ is not _ndarray:
+                out = _asarray(out)
+            if rg:
+                fn.inputs = tuple(ts)
+                fn.needs_input_grad = needs
+            t = _new(Tensor)
+            t.data = out
+            t.grad_fn = None
+            t.requires_grad = rg
+            t.grad = None
+            t._version = 0
+            values.append(t)
+            nodes.append(fn)
+        self._values, self._nodes = values, nodes
+        return tuple([_fn._Tensor._make(values[k].data) for k in self.outputs])
+
+    def backward(self) -> None:
+        """Backpropagate from the first output of the last ``forward`` (a scalar) into the leaves'
+        ``.grad``, exactly as ``loss.backward()`` would have; frees the saved values."""
+        values, nodes, plan = self._values, self._nodes, self._plan
+        if plan is None or nodes is None:
+            raise RuntimeError("Tape.backward: no forward to differentiate (or the first output needs no grad)")
+        self._values = self._nodes = None
+        base = self.n_inputs
+        root = plan[0][0]
+        grads: dict[int, np.ndarray] = {root: np.ones_like(values[base + root].data)}
+        owned = set()
+        deliver = _engine._deliver_leaf
+        prev = _fn._grad_enabled
+        _fn._grad_enabled = False
+        try:
+            for j, targets in plan:
+                g = grads.pop(j, None)
+                if g is None:
+                    continue
+                fn = nodes[j]
+                gins = fn.backward_np(g) if fn.backward_np is not None else fn.backward_via_tensors(g)
+                if gins.__class__ is not tuple:
+                    gins = (gins,)
+                for i, dest in targets:
+                    gi = gins[i] if i < len(gins) else None    # the engine zips inputs with gradients
+                    if gi is None:
+                        continue
+                    if gi.__class__ is not _ndarray:
+                        gi = _asarray(gi)
+                    if dest.__class__ is not int:
+                        deliver(dest, gi, g, False, None, None, True)
+                    elif dest < 0:
+                        deliver(values[-1 - dest], gi, g, False, None, None, True)
+                    else:
+                        k = dest - base
+                        cur = grads.get(k)
+                        if cur is None:
+                            grads[k] = gi
+                        elif k not in owned:            # as the engine: a fresh buffer, then add in place
+                            s = cur + gi
+                            grads[k] = s if s.__class__ is _ndarray else _asarray(s)
+                            owned.add(k)
+                        else:
+                            _add(cur, gi, out=cur)
+                nodes[j] = None
+        finally:
+            _fn._grad_enabled = prev
+
+
+def _same(a, b) -> bool:
+    """Equal as constants of a computation: same objects, or equal values (arrays: dtype, shape, values)."""
+    if a is b:
+        return True
+    Tensor = _fn._Tensor
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        return a.requires_grad == b.requires_grad and _same(a.data, b.data)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                and a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float) and a != a:
+        return b != b
+    try:
+        return bool(a == b)
+    except Exception:          # objects without a meaningful ==: only the same object is the same
+        return False
+
+
+class _Recording:
+    """Within ``with _Recording(log):`` every ``Function.apply`` / ``apply_scalar`` is logged."""
+
+    _active = False
+
+    def __init__(self, log: list):
+        self.log = log
+
+    def __enter__(self):
+        if _Recording._active:
+            raise RuntimeError("replay.record: already recording (records cannot nest)")
+        log = self.log
+        apply = Function.__dict__["apply"].__func__
+        apply_scalar = Function.__dict__["apply_scalar"].__func__
+
+        def logged_apply(cls, *tensors, **params):
+            versions = [t._version for t in tensors]
+            out = apply(cls, *tensors, **params)
+            log.append((cls, tensors, params, versions, out))
+            return out
+
+        def logged_apply_scalar(cls, x, c):
+            versions = [x._version]
+            out = apply_scalar(cls, x, c)
+            log.append((cls, (x,), {"c": c}, versions, out))
+            return out
+
+        self._saved = (Function.__dict__["apply"], Function.__dict__["apply_scalar"], _fn._rebind_seq)
+        Function.apply = classmethod(logged_apply)  # type: ignore[method-assign, assignment]
+        Function.apply_scalar = classmethod(logged_apply_scalar)  # type: ignore[method-assign, assignment]
+        _Recording._active = True
+        return log
+
+    def __exit__(self, *exc):
+        Function.apply, Function.apply_scalar = self._saved[0], self._saved[1]  # type: ignore[method-assign]
+        _Recording._active = False
+        self.rebind_seq = self._saved[2]
+        return False
+
+
+def record(fn, inputs):
+    """Call ``fn(*inputs)`` (eagerly: the graph is built as usual) while logging its operations.
+
+    Returns ``(outputs, tape)``: ``fn``'s result (a Tensor or a tuple of Tensors) and a :class:`Tape` of
+    it, whose ``problem`` says why it must not be replayed, if it must not.
+    """
+    inputs = tuple(inputs)
+    log: list = []
+    rec = _Recording(log)
+    with rec:
+        result = fn(*inputs)
+    outs = result if isinstance(result, tuple) else (result,)
+    return result, _build(log, inputs, outs, rec.rebind_seq)
+
+
+def _build(log, inputs, outs, rebind_seq) -> Tape:
+    Tensor = _fn._Tensor
+    slot = {id(t): i for i, t in enumerate(inputs)}
+    n = len(inputs)
+    entries = []
+    problem = None
+    if _fn._rebind_seq != rebind_seq:
+        problem = "an in-place operation re-attached a tensor to the graph"
+    for j, (cls, tensors, params, versions, out) in enumerate(log):
+        sources: list = []
+        for t in tensors:
+            k = slot.get(id(t))
+            if k is not None:
+                sources.append(k)
+                continue
+            if t.grad_fn is not None and problem is None:
+                problem = f"{cls.__name__} uses a tensor made by an operation that was not recorded"
+            sources.append(t)
+        if problem is None and ([t._version for t in tensors] != versions or out._version):
+            problem = f"an in-place operation changed an input or the result of {cls.__name__}"
+        needs = tuple([t.requires_grad for t in tensors])
+        entries.append((cls, params or None, tuple(sources), out.requires_grad, needs))
+        slot[id(out)] = n + j
+    outputs = []
+    for t in outs:
+        k = slot.get(id(t)) if isinstance(t, Tensor) else None
+        if k is None:
+            problem = problem or "an output is not the result of a recorded operation"
+            break
+        outputs.append(k)
+    if problem is None:
+        problem = _dead(entries, n, outputs)
+    return Tape(entries, n, tuple(outputs), problem)
+
+
+def _dead(entries, n: int, outputs) -> str | None:
+    """A problem if some logged value reaches no output (it was kept for a side effect, e.g. stored)."""
+    used = set(outputs)
+    for j in range(len(entries) - 1, -1, -1):
+        if n + j in used:
+            used.update(s for s in entries[j][2] if s.__class__ is int)
+    for j, entry in enumerate(entries):
+        if n + j not in used:
+            return f"the result of {entry[0].__name__} reaches no output (kept for a side effect?)"
+    return None
