@@ -51,6 +51,7 @@ import common  # noqa: E402
 # name -> module in benchmarks/ with epoch(batch_size, seed, subset=None)
 COMPETITORS: dict[str, str] = {
     "chainrule": "mlp_chainrule",
+    "chainrule-step": "mlp_chainrule_step",
     "numpy": "mlp_numpy",
     "torch": "mlp_torch",
     "sklearn": "mlp_sklearn",

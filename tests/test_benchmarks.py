@@ -38,3 +38,32 @@ def test_chainrule_and_hand_numpy_do_the_same_arithmetic(batch):
     ours = [m.weight.data for m in model if isinstance(m, cr.nn.Linear)]
     for w, w_hand in zip(ours, p.W):
         np.testing.assert_allclose(w, w_hand, rtol=0, atol=2e-5)
+
+
+def test_trainstep_benchmark_matches_the_plain_loop_bit_for_bit():
+    # mlp_chainrule_step replays the plain loop's step (TrainStep); 30 steps at batch 32 from the shared weights
+    # must give exactly the plain loop's weights, and its epoch() must run (it raises if replay was refused).
+    import chainrule as cr
+    import chainrule.nn.functional as F
+    from common import load_mnist, train_order
+
+    from chainrule.train import TrainStep
+
+    step_module = pytest.importorskip("mlp_chainrule_step")
+    X, y = load_mnist("train")
+    order = train_order(len(X), 0)
+    Xt, yt = cr.from_numpy(X), cr.from_numpy(y)
+    models = []
+    for replay in (False, True):
+        model = mlp_chainrule.build_model(0)
+        opt = cr.optim.SGD(model.parameters(), lr=mlp_chainrule.LR, momentum=mlp_chainrule.MOMENTUM)
+        step = TrainStep(model, F.cross_entropy, opt, replay=replay)
+        for start in range(0, 30 * 32, 32):
+            idx = order[start:start + 32]
+            step(Xt[idx].float() / 255, yt[idx])
+        assert step.replays == (28 if replay else 0)
+        models.append(model)
+    for a, b in zip(*(m.parameters() for m in models)):
+        assert np.array_equal(a.data, b.data)
+    seconds, acc = step_module.epoch(64, seed=0, subset=64 * 20)
+    assert seconds > 0 and 0.3 < acc <= 1.0

@@ -43,6 +43,7 @@ MARKERS = {
     "op_class": "class Tanh(Function):",
     "torch_loop": "for x, y in train:",
     "fit": "from chainrule.train import fit",
+    "train_step": "from chainrule.train import TrainStep",
     "explain": "cr.explain(f)",
     "func": "func.classify_critical_point(H)",
 }
@@ -473,7 +474,8 @@ def test_signatures_in_the_prose_match_the_code():
                                   "allow_unused": False}),
     ("chainrule.autograd.gradcheck(", {"eps": 1e-6, "atol": 1e-5, "rtol": 1e-3}),
     ("fit(", {"epochs": 1, "val_loader": None, "metrics": ("accuracy",), "callbacks": (), "scheduler": None,
-              "verbose": 1}),
+              "verbose": 1, "replay": "auto"}),
+    ("TrainStep(", {"replay": "auto"}),
     ("datasets.MNIST(", {"root": None, "train": True, "flatten": False}),
     ("zero_grad(", {"set_to_none": True}),
 ])
@@ -486,6 +488,17 @@ def test_defaults_in_the_prose_match_the_code(span, defaults):
     params = inspect.signature(resolve(ast.unparse(call.func), section)).parameters
     for key, value in shown.items():
         assert params[key].default == value, (text, key, params[key].default)
+
+
+def test_train_step_block(tmp_path):
+    """The TrainStep block continues the loop: one more epoch, replayed after the first two steps."""
+    loop, step_block = block("torch_loop"), block("train_step")
+    report = ("\nassert step.problem is None, step.problem\n"
+              "print(step.replays, float(loss))\n")
+    out = run_python(loop + step_block + report, tmp_path)
+    replays, loss = out.split()
+    assert int(replays) == 469 - 3     # 468 full batches of 128 and a last one of 96: two recordings each
+    assert float(loss) < 0.5
 
 
 def test_names_in_the_tables_exist():

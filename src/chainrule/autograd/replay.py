@@ -31,6 +31,7 @@ import numpy as np
 from . import engine as _engine
 from . import function as _fn
 from .function import Function
+from .tensor import Tensor
 
 __all__ = ["Tape", "record"]
 
@@ -122,7 +123,6 @@ class Tape:
     def forward(self, inputs):
         """Run the logged forwards on ``inputs`` (Tensors shaped as the recorded ones); return the
         outputs as Tensors without a graph (``tape.backward()`` differentiates them)."""
-        Tensor = _fn._Tensor
         values = list(inputs)
         nodes = []
         for cls, params, sources, rg, needs in self.entries:
@@ -145,7 +145,7 @@ class Tape:
             values.append(t)
             nodes.append(fn)
         self._values, self._nodes = values, nodes
-        return tuple([_fn._Tensor._make(values[k].data) for k in self.outputs])
+        return tuple([Tensor._make(values[k].data) for k in self.outputs])
 
     def backward(self) -> None:
         """Backpropagate from the first output of the last ``forward`` (a scalar) into the leaves'
@@ -156,7 +156,8 @@ class Tape:
         self._values = self._nodes = None
         base = self.n_inputs
         root = plan[0][0]
-        grads: dict[int, np.ndarray] = {root: np.ones_like(values[base + root].data)}
+        seed = values[base + root].data
+        grads: dict[int, np.ndarray] = {root: np.ones(seed.shape, seed.dtype)}   # loss.backward()'s dL/dL
         owned = set()
         deliver = _engine._deliver_leaf
         prev = _fn._grad_enabled
@@ -177,7 +178,11 @@ class Tape:
                     if gi.__class__ is not _ndarray:
                         gi = _asarray(gi)
                     if dest.__class__ is not int:
-                        deliver(dest, gi, g, False, None, None, True)
+                        if (dest.grad is None and gi is not g and gi.base is None and gi.flags.writeable
+                                and gi.dtype == dest.data.dtype):
+                            dest.grad = Tensor._make(gi)        # _deliver_leaf's common case, inlined
+                        else:
+                            deliver(dest, gi, g, False, None, None, True)
                     elif dest < 0:
                         deliver(values[-1 - dest], gi, g, False, None, None, True)
                     else:
@@ -200,7 +205,6 @@ def _same(a, b) -> bool:
     """Equal as constants of a computation: same objects, or equal values (arrays: dtype, shape, values)."""
     if a is b:
         return True
-    Tensor = _fn._Tensor
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         return a.requires_grad == b.requires_grad and _same(a.data, b.data)
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
@@ -276,7 +280,6 @@ def record(fn, inputs):
 
 
 def _build(log, inputs, outs, rebind_seq) -> Tape:
-    Tensor = _fn._Tensor
     slot = {id(t): i for i, t in enumerate(inputs)}
     n = len(inputs)
     entries = []

@@ -43,6 +43,8 @@ capture ask of theirs.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..autograd import function as _fn
 from ..autograd.replay import Tape, record
 from ..autograd.tensor import Tensor
@@ -85,7 +87,7 @@ class TrainStep:
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.replay = replay
-        self.output: Tensor | None = None
+        self.output: Any = None   # a Tensor (or whatever the model returns) after the first call
         self.replays = 0
         self.problem: str | None = None
         self._tapes: dict = {}
