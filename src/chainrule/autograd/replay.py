@@ -16,8 +16,10 @@ bit for bit those of the eager run.  What it skips is only the Python around the
 
 What a log cannot stand for is found at record time and reported in ``Tape.problem`` (the tape is then
 never replayed): an in-place operation (it writes outside the logged results), a tensor made by
-something other than a ``Function`` that depends on the graph, or logged values that reach no output (a
-side effect).  Two logs of the same computation on different inputs can be compared (``same_as``): a
+something other than a ``Function`` that depends on the graph, a logged value handed to an op as a
+parameter rather than as an input, or logged values that reach no output (a side effect).  Constants
+(parameters, loss weights) are Tensors the log points to: every replay reads their current ``.data``.
+Two logs of the same computation on different inputs can be compared (``same_as``): a
 constant that differs between them (a Python number or array computed from the data) means the
 computation is not static.  Like ``torch.jit.trace`` and CUDA graphs, a branch taken in Python on the
 data's values cannot be seen: a computation that may take another branch on other data must not be
@@ -298,6 +300,8 @@ def _build(log, inputs, outs, rebind_seq) -> Tape:
             sources.append(t)
         if problem is None and ([t._version for t in tensors] != versions or out._version):
             problem = f"an in-place operation changed an input or the result of {cls.__name__}"
+        if problem is None and params and any(id(t) in slot for t in _tensors_in(params.values())):
+            problem = f"{cls.__name__} gets a recorded value as a parameter (a replay could not renew it)"
         needs = tuple([t.requires_grad for t in tensors])
         entries.append((cls, params or None, tuple(sources), out.requires_grad, needs))
         slot[id(out)] = n + j
@@ -311,6 +315,15 @@ def _build(log, inputs, outs, rebind_seq) -> Tape:
     if problem is None:
         problem = _dead(entries, n, outputs)
     return Tape(entries, n, tuple(outputs), problem)
+
+
+def _tensors_in(values):
+    """The Tensors among ``values`` and in the tuples and lists among them."""
+    for v in values:
+        if isinstance(v, Tensor):
+            yield v
+        elif isinstance(v, (tuple, list)):
+            yield from _tensors_in(v)
 
 
 def _dead(entries, n: int, outputs) -> str | None:

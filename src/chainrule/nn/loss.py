@@ -116,6 +116,22 @@ def _const(w, name: str, what: str = "weight"):
     return a
 
 
+def _const_tensor(w, name: str, what: str = "weight") -> Tensor | None:
+    """A constant weight as a Tensor, or None.  Functions keep the Tensor and read its ``.data`` in
+    ``forward``, so a replayed step (``autograd.replay``) sees a new array assigned to it."""
+    if w is None:
+        return None
+    a = _const(w, name, what)
+    return w if isinstance(w, Tensor) else Tensor._make(a)
+
+
+def _broadcast_const(w: Tensor | None, x: np.ndarray) -> np.ndarray | None:
+    """``w`` broadcast to the input's shape, in its dtype (per-element loss weights)."""
+    if w is None:
+        return None
+    return np.broadcast_to(w.data, np.broadcast_shapes(w.data.shape, x.shape)).astype(x.dtype)
+
+
 def _same_shape(x: Tensor, t: Tensor, name: str) -> None:
     if x.shape != t.shape:
         raise ValueError(f"{name}: target size {tuple(t.shape)} must be the same as input size "
@@ -156,13 +172,15 @@ class MSELossFunction(Function):
 
 def _weighted(loss: Tensor, weight, reduction: str, name: str, mean_by_weight: bool) -> Tensor:
     """torch's elementwise ``weight`` of mse/l1/huber: mean = sum(w l) / sum(w) (mse, l1) or mean(w l)."""
-    w = _const(weight, name)
+    w = _const_tensor(weight, name)
+    assert w is not None  # callers pass a weight
     if w.shape != loss.shape:
-        raise ValueError(f"{name}: weight of shape {w.shape} and input of shape {tuple(loss.shape)}: "
+        raise ValueError(f"{name}: weight of shape {tuple(w.shape)} and input of shape {tuple(loss.shape)}: "
                          "weights and input must have the same size")
-    wl = loss * Tensor._make(w.astype(loss.dtype))
+    w = _ops.cast(w, loss.data.dtype)   # ops on the weight Tensor itself: a replayed step reads it anew
+    wl = loss * w
     if reduction == "mean" and mean_by_weight:
-        return wl.sum() / float(w.sum())
+        return wl.sum() / w.sum()
     return _reduce(wl, reduction)
 
 
@@ -232,19 +250,23 @@ class BCELossFunction(Function):
     """
 
     def forward(self, x, y):
+        if x.size and (x.min() < 0 or x.max() > 1):
+            raise RuntimeError("binary_cross_entropy: all elements of input should be between 0 and 1 "
+                               "(apply sigmoid first, or use binary_cross_entropy_with_logits on raw scores)")
+        self.w = _broadcast_const(self.weight, x)
         with np.errstate(divide="ignore"):
             self.logx = np.maximum(np.log(x), -100)
             self.log1mx = np.maximum(np.log1p(-x), -100)
         loss = -(y * self.logx + (1 - y) * self.log1mx)
-        if self.weight is not None:
-            loss = loss * self.weight
+        if self.w is not None:
+            loss = loss * self.w
         return _reduce_np(loss.astype(x.dtype, copy=False), self.reduction)
 
     def backward_np(self, g):
         x, y = self.inputs[0].data, self.inputs[1].data
         s = _upstream(g, self.reduction, x.size)
-        if self.weight is not None:
-            s = s * self.weight
+        if self.w is not None:
+            s = s * self.w
         nx, ny = self.needs_input_grad
         gx = s * (x - y) / np.maximum(x * (1 - x), 1e-12) if nx else None
         gy = s * (self.log1mx - self.logx) if ny else None
@@ -253,8 +275,8 @@ class BCELossFunction(Function):
     def backward(self, g):
         x, y = self.inputs
         s = _upstream(g, self.reduction, x.numel())
-        if self.weight is not None:
-            s = s * Tensor._make(self.weight)
+        if self.w is not None:
+            s = s * Tensor._make(self.w)
         nx, ny = self.needs_input_grad
         gx = s * (x - y) / _ops.clamp(x * (1.0 - x), min=1e-12) if nx else None
         gy = None
@@ -273,13 +295,7 @@ def binary_cross_entropy(input: Tensor, target, weight=None, size_average=None, 
     x = _as_input(input, "binary_cross_entropy")
     t = _as_target(target, x, "binary_cross_entropy")
     _same_shape(x, t, "binary_cross_entropy")
-    if x.numel() and (x.data.min() < 0 or x.data.max() > 1):
-        raise RuntimeError("binary_cross_entropy: all elements of input should be between 0 and 1 "
-                           "(apply sigmoid first, or use binary_cross_entropy_with_logits on raw scores)")
-    w = _const(weight, "binary_cross_entropy")
-    if w is not None:
-        w = np.broadcast_to(w, np.broadcast_shapes(w.shape, x.shape)).astype(x.dtype)
-    return BCELossFunction.apply(x, t, weight=w, reduction=reduction)
+    return BCELossFunction.apply(x, t, weight=_const_tensor(weight, "binary_cross_entropy"), reduction=reduction)
 
 
 class BCEWithLogitsFunction(Function):
@@ -293,19 +309,20 @@ class BCEWithLogitsFunction(Function):
     """
 
     def forward(self, x, y):
+        self.w, self.pw = _broadcast_const(self.weight, x), _broadcast_const(self.pos_weight, x)
         sp = _softplus_np(-x)
-        pw = self.pos_weight
+        pw = self.pw
         loss = (1 - y) * x + (sp if pw is None else (1 + (pw - 1) * y) * sp)
-        if self.weight is not None:
-            loss = loss * self.weight
+        if self.w is not None:
+            loss = loss * self.w
         return _reduce_np(loss.astype(x.dtype, copy=False), self.reduction)
 
     def backward_np(self, g):
         x, y = self.inputs[0].data, self.inputs[1].data
         s = _upstream(g, self.reduction, x.size)
-        if self.weight is not None:
-            s = s * self.weight
-        pw = self.pos_weight
+        if self.w is not None:
+            s = s * self.w
+        pw = self.pw
         nx, ny = self.needs_input_grad
         gx = gy = None
         if nx:
@@ -320,9 +337,9 @@ class BCEWithLogitsFunction(Function):
     def backward(self, g):
         x, y = self.inputs
         s = _upstream(g, self.reduction, x.numel())
-        if self.weight is not None:
-            s = s * Tensor._make(self.weight)
-        pw = None if self.pos_weight is None else Tensor._make(self.pos_weight)
+        if self.w is not None:
+            s = s * Tensor._make(self.w)
+        pw = None if self.pw is None else Tensor._make(self.pw)
         nx, ny = self.needs_input_grad
         gx = gy = None
         if nx:
@@ -347,12 +364,8 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_av
     x = _as_input(input, name)
     t = _as_target(target, x, name)
     _same_shape(x, t, name)
-    w, pw = _const(weight, name), _const(pos_weight, name, "pos_weight")
-    if w is not None:
-        w = np.broadcast_to(w, np.broadcast_shapes(w.shape, x.shape)).astype(x.dtype)
-    if pw is not None:
-        pw = np.broadcast_to(pw, np.broadcast_shapes(pw.shape, x.shape)).astype(x.dtype)
-    return BCEWithLogitsFunction.apply(x, t, weight=w, pos_weight=pw, reduction=reduction)
+    return BCEWithLogitsFunction.apply(x, t, weight=_const_tensor(weight, name),
+                                       pos_weight=_const_tensor(pos_weight, name, "pos_weight"), reduction=reduction)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -497,7 +510,8 @@ class CrossEntropyFunction(Function):
     """
 
     def forward(self, x, t):
-        self.ct = ct = _ClassTargets(x, t, self.weight, self.ignore_index, "cross_entropy")
+        w = None if self.weight is None else self.weight.data
+        self.ct = ct = _ClassTargets(x, t, w, self.ignore_index, "cross_entropy")
         xr = _to_rows(x)
         m = _max(xr, axis=1, keepdims=True)
         e = xr - m
@@ -578,7 +592,8 @@ class NLLLossFunction(Function):
     """
 
     def forward(self, x, t):
-        self.ct = ct = _ClassTargets(x, t, self.weight, self.ignore_index, "nll_loss")
+        w = None if self.weight is None else self.weight.data
+        self.ct = ct = _ClassTargets(x, t, w, self.ignore_index, "nll_loss")
         xr = _to_rows(x)
         loss = -xr[np.arange(len(ct.y)), ct.y] * ct.wy
         if self.reduction == "mean":
@@ -628,7 +643,7 @@ def nll_loss(input: Tensor, target, weight=None, size_average=None, ignore_index
     x = _as_input(input, "nll_loss")
     _check_class_input(x, "nll_loss")
     t = target if isinstance(target, Tensor) else Tensor._make(np.asarray(target))
-    return NLLLossFunction.apply(x, t, weight=_const(weight, "nll_loss"), ignore_index=ignore_index,
+    return NLLLossFunction.apply(x, t, weight=_const_tensor(weight, "nll_loss"), ignore_index=ignore_index,
                                  reduction=reduction)
 
 
@@ -652,7 +667,7 @@ def cross_entropy(input: Tensor, target, weight=None, size_average=None, ignore_
     t = target if isinstance(target, Tensor) else Tensor._make(np.asarray(target))
     if t.data.dtype.kind == "f" and t.shape == x.shape:
         return _cross_entropy_probs(x, _as_target(t, x, "cross_entropy"), weight, reduction, label_smoothing)
-    return CrossEntropyFunction.apply(x, t, weight=_const(weight, "cross_entropy"), ignore_index=ignore_index,
+    return CrossEntropyFunction.apply(x, t, weight=_const_tensor(weight, "cross_entropy"), ignore_index=ignore_index,
                                       reduction=reduction, eps=float(label_smoothing))
 
 
