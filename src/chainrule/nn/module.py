@@ -181,8 +181,9 @@ class Module:
     register_module = add_module
 
     def __setattr__(self, name: str, value) -> None:
-        _changed()
         d = self.__dict__
+        if d.get(name, _changed) is not value:   # train() on a module already training changes nothing
+            _changed()
         params = d.get("_parameters")
         if isinstance(value, Parameter):
             self._check_init("parameters")
