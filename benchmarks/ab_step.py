@@ -8,7 +8,10 @@ both see the same machine state.  Prints the median µs of each phase (chainrule
 * forward: the model;  loss: cross-entropy (chainrule) / its gradient (hand);
 * backward: ``zero_grad`` + ``loss.backward()`` / the hand-written backward;  optimizer: the SGD step.
 
-Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=2 python benchmarks/ab_step.py 32``
+With ``--step`` the chainrule side is ``train.TrainStep`` replaying the step: its forward and loss are one
+phase (reported as forward, loss 0), and backward is ``zero_grad`` + the replayed backward.
+
+Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=2 python benchmarks/ab_step.py [--step] 32``
 """
 
 from __future__ import annotations
@@ -23,17 +26,20 @@ from common import load_mnist, train_order
 
 import chainrule as cr
 import chainrule.nn.functional as F
+from chainrule.autograd.replay import Tape
+from chainrule.train import TrainStep
 
 PHASES = ("gather", "forward", "loss", "backward", "optimizer", "step")
 
 
-def run(batch: int, steps: int = 600, warmup: int = 100) -> dict[str, tuple[float, float]]:
+def run(batch: int, steps: int = 600, warmup: int = 100, replay: bool = False) -> dict[str, tuple[float, float]]:
     X, y = load_mnist("train")
     order = train_order(len(X), 0)
     Xt, yt = cr.from_numpy(X), cr.from_numpy(y)
     p, buf = mn.Params(0), mn.Buffers(batch)
     model = mc.build_model(0)
     opt = cr.optim.SGD(model.parameters(), lr=mc.LR, momentum=mc.MOMENTUM)
+    train_step = TrainStep(model, F.cross_entropy, opt)
     hand: dict[str, list[float]] = {k: [] for k in PHASES}
     ours: dict[str, list[float]] = {k: [] for k in PHASES}
     clock = time.perf_counter
@@ -54,14 +60,25 @@ def run(batch: int, steps: int = 600, warmup: int = 100) -> dict[str, tuple[floa
         u = [clock()]
         xb, ybt = Xt[idx].float() / 255, yt[idx]
         u.append(clock())
-        out = model(xb)
+        tape = train_step._tapes.get((xb.data.shape, xb.data.dtype, False, ybt.data.shape, ybt.data.dtype, False))
+        if replay and tape.__class__ is Tape:     # TrainStep's replay, phase by phase
+            tape.forward((xb, ybt))
+            u += [clock(), clock()]
+            opt.zero_grad()
+            tape.backward()
+        elif replay:                              # the first steps: TrainStep records
+            train_step(xb, ybt)
+            u += [clock(), clock()]
+        else:
+            out = model(xb)
+            u.append(clock())
+            loss = F.cross_entropy(out, ybt)
+            u.append(clock())
+            opt.zero_grad()
+            loss.backward()
         u.append(clock())
-        loss = F.cross_entropy(out, ybt)
-        u.append(clock())
-        opt.zero_grad()
-        loss.backward()
-        u.append(clock())
-        opt.step()
+        if not replay or tape.__class__ is Tape:
+            opt.step()
         u.append(clock())
         if i >= warmup:
             for k, (a, b) in enumerate(zip(t, t[1:])):
@@ -74,12 +91,15 @@ def run(batch: int, steps: int = 600, warmup: int = 100) -> dict[str, tuple[floa
 
 
 def main() -> None:
-    batches = [int(b) for b in sys.argv[1:]] or [32, 128]
-    print(f"BLAS threads: {cr.get_num_threads()}; µs per phase, chainrule / hand NumPy (median)")
+    args = sys.argv[1:]
+    replay = "--step" in args
+    batches = [int(b) for b in args if b != "--step"] or [32, 128]
+    who = "chainrule TrainStep" if replay else "chainrule"
+    print(f"BLAS threads: {cr.get_num_threads()}; µs per phase, {who} / hand NumPy (median)")
     print("| batch | " + " | ".join(PHASES) + " | ratio |")
     print("|---:|" + "---:|" * (len(PHASES) + 1))
     for b in batches:
-        r = run(b)
+        r = run(b, replay=replay)
         cells = " | ".join(f"{r[k][0]:.0f} / {r[k][1]:.0f}" for k in PHASES)
         print(f"| {b} | {cells} | {r['step'][0] / r['step'][1]:.2f} |")
 
