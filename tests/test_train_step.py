@@ -381,16 +381,18 @@ def test_a_new_array_for_a_weight_of_the_other_losses_is_seen(loss_name):
     weights = []
 
     def make_loss():
-        w = cr.tensor(np.linspace(0.5, 1.5, 3, dtype=np.float32))
+        w = cr.tensor(np.linspace(0.5, 1.5, 3 if loss_name != "mse_weighted" else 96, dtype=np.float32))
+        if loss_name == "mse_weighted":
+            w = w.reshape(32, 3)                   # elementwise weights, the targets' shape
         weights.append(w)
         if loss_name == "bce":
             return lambda out, y: F.binary_cross_entropy(cr.sigmoid(out), y, weight=w)
         if loss_name == "bce_logits":
             return lambda out, y: F.binary_cross_entropy_with_logits(out, y, weight=w, pos_weight=w)
-        return lambda out, y: F.mse_loss(out, y, weight=cr.ones(y.shape) * w)
+        return lambda out, y: F.mse_loss(out, y, weight=w)
 
     def reweight(model, opt):
-        weights[-1].data = np.array([3.0, 0.25, 1.0], dtype=np.float32)
+        weights[-1].data = np.resize(np.array([3.0, 0.25, 1.0], dtype=np.float32), weights[-1].shape)
 
     batches = [(x, (y > 0).astype(np.float32)) for x, y in _batches(STEPS, 5, regression=True)]
     _eager, stepped = _both(_mlp, make_loss, _sgd, batches, replay=True, events={10: reweight})

@@ -1082,7 +1082,7 @@ def where(cond, a=None, b=None):
         raise RuntimeError(f"where: condition {tuple(c.shape)}, input {tuple(a.shape)} and other "
                            f"{tuple(b.shape)} cannot be broadcast together") from None
     # The mask takes the output's shape; Where's backward reduces each gradient with sum_to.
-    return Where.apply(a, b, cond=np.broadcast_to(c.astype(bool), shape))
+    return Where.apply(a, b, cond=np.broadcast_to(c.astype(bool, copy=False), shape))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -16,14 +16,16 @@ bit for bit those of the eager run.  What it skips is only the Python around the
 
 What a log cannot stand for is found at record time and reported in ``Tape.problem`` (the tape is then
 never replayed): an in-place operation (it writes outside the logged results), a tensor made by
-something other than a ``Function`` that depends on the graph, a logged value handed to an op as a
-parameter rather than as an input, or logged values that reach no output (a side effect).  Constants
-(parameters, loss weights) are Tensors the log points to: every replay reads their current ``.data``.
-Two logs of the same computation on different inputs can be compared (``same_as``): a
-constant that differs between them (a Python number or array computed from the data) means the
-computation is not static.  Like ``torch.jit.trace`` and CUDA graphs, a branch taken in Python on the
-data's values cannot be seen: a computation that may take another branch on other data must not be
-replayed.  ``train.TrainStep`` builds a safe training step on this module.
+something other than a ``Function`` that depends on the graph, an input that has a graph of its own or is
+passed twice, a logged value handed to an op as a parameter rather than as an input, or logged values that
+reach no output (a side effect).  Constants (parameters, loss weights) are Tensors the log points to: every
+replay reads their current ``.data``.  Two logs of the same computation on different inputs can be compared
+(``same_as``): they must apply the same ops to the same constant *objects*, with equal Python parameters.
+A Tensor or array made afresh in each call (a mask computed in Python from the data, a copy of a weight)
+differs between the logs even when its values happen to agree, so it refuses replay.  Like
+``torch.jit.trace`` and CUDA graphs, a branch taken in Python on the data's values cannot be seen: a
+computation that may take another branch on other data must not be replayed.  ``train.TrainStep`` builds
+a safe training step on this module.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ class Tape:
             if rg:
                 fn.inputs = tuple(ts)
                 fn.needs_input_grad = needs
-            t = _new(Tensor)
+            t = _new(Tensor)                  # Tensor._make, inlined as in Function.apply (the hot path)
             t.data = out
             t.grad_fn = None
             t.requires_grad = rg
@@ -204,14 +206,18 @@ class Tape:
 
 
 def _same(a, b) -> bool:
-    """Equal as constants of a computation: same objects, or equal values (arrays: dtype, shape, values)."""
+    """The same constant in two logs.  Tensors and arrays must be the *same memory* (a parameter, a buffer,
+    an index array the code keeps, or views of one): one made afresh in each call may hold values computed
+    from the data in Python, which two batches can share by chance (a mask with no element set, labels
+    sorted by class).  Python values (numbers, strings, tuples, dtypes) compare by value."""
     if a is b:
         return True
     if isinstance(a, Tensor) and isinstance(b, Tensor):
-        return a.requires_grad == b.requires_grad and _same(a.data, b.data)
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
-                and a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")))
+        return a.requires_grad == b.requires_grad and _same_memory(a.data, b.data)
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return _same_memory(a, b)
+    if isinstance(a, (Tensor, np.ndarray)) or isinstance(b, (Tensor, np.ndarray)):
+        return False
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
@@ -224,6 +230,22 @@ def _same(a, b) -> bool:
         return bool(a == b)
     except Exception:          # objects without a meaningful ==: only the same object is the same
         return False
+
+
+def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """The same array, or two views of the same memory of one array with the same layout (``where`` and
+    ``broadcast_to`` make a new view of a constant mask in each call)."""
+    if a is b:
+        return True
+    if a.dtype != b.dtype or a.shape != b.shape or a.strides != b.strides or a.ctypes.data != b.ctypes.data:
+        return False
+    return _root(a) is _root(b)
+
+
+def _root(a):
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
 
 
 class _Recording:
@@ -286,7 +308,11 @@ def _build(log, inputs, outs, rebind_seq) -> Tape:
     n = len(inputs)
     entries = []
     problem = None
-    if _fn._rebind_seq != rebind_seq:
+    if len(slot) != n:
+        problem = "the same tensor is passed as two inputs (a replay could not tell them apart)"
+    elif any(t.grad_fn is not None for t in inputs):
+        problem = "an input is the result of operations outside the call (backward must go through them)"
+    elif _fn._rebind_seq != rebind_seq:
         problem = "an in-place operation re-attached a tensor to the graph"
     for j, (cls, tensors, params, versions, out) in enumerate(log):
         sources: list = []

@@ -208,6 +208,44 @@ def l1_loss(input: Tensor, target, size_average=None, reduce=None, reduction: st
     return _reduce(loss, reduction)
 
 
+class HuberFunction(Function):
+    """Huber (``smooth=False``) or smooth L1 (``smooth=True``) on d = x - t, elementwise, with c = delta / beta:
+
+        huber:      l = d^2 / 2          if |d| < c,  else c (|d| - c / 2);   dl/dd = clamp(d, -c, c)
+        smooth L1:  l = d^2 / (2 c)      if |d| < c,  else |d| - c / 2;       dl/dd = clamp(d, -c, c) / c
+
+    and dl/dx = dl/dd = -dl/dt.  One node, so the branch taken per element is decided in ``forward``
+    (a replayed step decides it again for each batch).
+    """
+
+    saves_inputs = True
+
+    def forward(self, x, t):
+        c = self.c
+        d = x - t
+        ad = np.abs(d)
+        if self.smooth:
+            return np.where(ad < c, d * d * (0.5 / c), ad - 0.5 * c)
+        return np.where(ad < c, d * d * 0.5, (ad - 0.5 * c) * c)
+
+    def _slope(self, d):
+        c = self.c
+        s = np.clip(d, -c, c) if isinstance(d, np.ndarray) else _ops.clamp(d, -c, c)
+        return s * (1.0 / c) if self.smooth else s
+
+    def backward_np(self, g):
+        x, t = self.inputs[0].data, self.inputs[1].data
+        gd = g * self._slope(x - t)
+        nx, nt = self.needs_input_grad
+        return (gd if nx else None), (-gd if nt else None)    # x and t come broadcast to one shape
+
+    def backward(self, g):
+        x, t = self.inputs
+        gd = g * self._slope(x - t)
+        nx, nt = self.needs_input_grad
+        return (gd if nx else None), (-gd if nt else None)
+
+
 def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.0, weight=None) -> Tensor:
     """Huber: l = d^2 / 2 if |d| < delta else delta (|d| - delta / 2), d = x - y.
 
@@ -218,9 +256,7 @@ def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.
         raise ValueError(f"huber_loss: delta must be positive, got {delta}")
     x = _as_input(input, "huber_loss")
     x, t = _broadcast_pair(x, _as_target(target, x, "huber_loss"), "huber_loss")
-    d = x - t
-    ad = _ops.abs(d)
-    loss = _ops.where(ad < delta, d * d * 0.5, (ad - 0.5 * delta) * delta)
+    loss = HuberFunction.apply(x, t, c=float(delta), smooth=False)
     if weight is not None:
         return _weighted(loss, weight, reduction, "huber_loss", mean_by_weight=False)
     return _reduce(loss, reduction)
@@ -234,9 +270,7 @@ def smooth_l1_loss(input: Tensor, target, size_average=None, reduce=None, reduct
         raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
     x = _as_input(input, "smooth_l1_loss")
     x, t = _broadcast_pair(x, _as_target(target, x, "smooth_l1_loss"), "smooth_l1_loss")
-    d = x - t
-    ad = _ops.abs(d)
-    loss = ad if beta == 0 else _ops.where(ad < beta, d * d * (0.5 / beta), ad - 0.5 * beta)
+    loss = _ops.abs(x - t) if beta == 0 else HuberFunction.apply(x, t, c=float(beta), smooth=True)
     return _reduce(loss, reduction)
 
 
@@ -678,14 +712,14 @@ def _cross_entropy_probs(x: Tensor, t: Tensor, weight, reduction: str, eps: floa
     logp = _ops.log_softmax(x, dim)
     q = t * (1 - eps) + eps / C if eps else t
     prod = logp * q
-    w = _const(weight, "cross_entropy")
+    w = _const_tensor(weight, "cross_entropy")
     if w is not None:
         if w.shape != (C,):
             raise ValueError(f"cross_entropy: weight should be a 1-D tensor of {C} class weights, "
-                             f"got shape {w.shape}")
+                             f"got shape {tuple(w.shape)}")
         shape = [1] * x.ndim
         shape[dim] = C
-        prod = prod * Tensor._make(w.astype(x.dtype).reshape(shape))
+        prod = prod * _ops.reshape(_ops.cast(w, x.data.dtype), tuple(shape))   # ops on the weight Tensor
     if reduction == "none":
         return -prod.sum(dim)
     total = -prod.sum()
@@ -695,6 +729,46 @@ def _cross_entropy_probs(x: Tensor, t: Tensor, weight, reduction: str, eps: floa
 # ---------------------------------------------------------------------------------------------------
 # KL divergence
 # ---------------------------------------------------------------------------------------------------
+class KLDivFunction(Function):
+    """Pointwise KL term with input x = log q, as one node (the t > 0 test is made in ``forward``):
+
+        l = t (log t - x)   (0 where t = 0):   dl/dx = -t,     dl/dt = log t + 1 - x  (-x where t = 0)
+        log_target:  l = e^t (t - x):          dl/dx = -e^t,   dl/dt = e^t (t - x + 1)
+    """
+
+    def forward(self, x, t):
+        if self.log_target:
+            return np.exp(t) * (t - x)
+        pos = t > 0
+        self.pos = pos
+        return np.where(pos, t * np.log(np.where(pos, t, 1)), 0) - t * x      # xlogy(t, t) - t x
+
+    def backward_np(self, g):
+        x, t = self.inputs[0].data, self.inputs[1].data
+        nx, nt = self.needs_input_grad
+        if self.log_target:
+            e = np.exp(t)
+            gx = -(g * e) if nx else None
+            gt = g * (e * (t - x + 1)) if nt else None
+        else:
+            gx = -(g * t) if nx else None
+            gt = g * (np.where(self.pos, np.log(np.where(self.pos, t, 1)) + 1, 0) - x) if nt else None
+        return gx, gt                                        # x and t come broadcast to one shape
+
+    def backward(self, g):
+        x, t = self.inputs
+        nx, nt = self.needs_input_grad
+        if self.log_target:
+            e = _ops.exp(t)
+            gx = -(g * e) if nx else None
+            gt = g * (e * (t - x + 1.0)) if nt else None
+        else:
+            pos = Tensor._make(self.pos)
+            gx = -(g * t) if nx else None
+            gt = g * (_ops.where(pos, _ops.log(_ops.where(pos, t, 1.0)) + 1.0, 0.0) - x) if nt else None
+        return gx, gt
+
+
 def kl_div(input: Tensor, target, size_average=None, reduce=None, reduction: str = "mean",
            log_target: bool = False) -> Tensor:
     """KL(target || model) pointwise, with ``input`` = log q (log-probabilities):
@@ -712,12 +786,7 @@ def kl_div(input: Tensor, target, size_average=None, reduce=None, reduction: str
                       UserWarning, stacklevel=2)
     x = _as_input(input, "kl_div")
     x, t = _broadcast_pair(x, _as_target(target, x, "kl_div"), "kl_div")
-    if log_target:
-        loss = _ops.exp(t) * (t - x)
-    else:
-        pos = t.data > 0
-        safe = _ops.where(pos, t, 1.0)
-        loss = _ops.where(pos, t * _ops.log(safe), 0.0) - t * x  # xlogy(t, t) - t x
+    loss = KLDivFunction.apply(x, t, log_target=bool(log_target))
     if reduction == "batchmean":
         total = loss.sum()
         return total * (1.0 / x.shape[0]) if x.ndim else total

@@ -100,6 +100,7 @@ class TrainStep:
 
     def __call__(self, x, y) -> Tensor:
         if (self.replay and self.problem is None and isinstance(x, Tensor) and isinstance(y, Tensor)
+                and x.grad_fn is None and y.grad_fn is None and x is not y
                 and _fn._grad_enabled and not _fn._anomaly):
             if _module._mutations != self._mutations:
                 self._tapes.clear()
