@@ -497,3 +497,19 @@ def test_custom_loss_using_the_target_as_an_index_with_sorted_labels(how):
     xs = [x for x, _ in _batches(STEPS, (16, 5))]
     batches = [(x, np.full(16, 0 if i < 4 else 1 + i % 2)) for i, x in enumerate(xs)]   # sorted by class
     _both(_mlp(), make_loss, _sgd, batches, replay=True)
+
+
+def test_modules_made_inside_forward_or_the_loss_do_not_stop_replay():
+    # nn.LeakyReLU(0.2)(h) and nn.CrossEntropyLoss()(o, y) build throwaway modules in every call: they are
+    # module changes for the global counter, but the model and the loss themselves do not change.
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(5, 8), nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.b(nn.LeakyReLU(0.2)(self.a(x)))
+
+    _eager, stepped = _both(Model, lambda: (lambda o, y: nn.CrossEntropyLoss()(o, y)), _sgd,
+                            _batches(STEPS, (16, 5)), replay=True)
+    assert stepped.step.problem is None and stepped.step.replays == STEPS - 2

@@ -129,11 +129,11 @@ class TrainStep:
             self.problem = ("replay='auto' replays chainrule's own modules and losses only; this model or "
                             "loss has Python code of its own (TrainStep(..., replay=True) if it is static)")
             return self._step(*self._forward(x, y))
-        before = _module._mutations
+        before = self._snapshot()
         (loss, out), tape = record(self._forward, (x, y))
         problem = tape.problem
-        if _module._mutations != before:
-            problem = "the model changed its own attributes in forward"
+        if self._snapshot() != before:
+            problem = "the model or the loss changed its own attributes in forward"
         elif problem is None and not (loss.requires_grad and loss.data.size == 1):
             problem = "the loss is not a scalar that requires grad"
         elif problem is None:
@@ -149,7 +149,19 @@ class TrainStep:
         if problem is not None:
             self.problem = problem
             self._tapes.clear()
+        # Modules the forward made for itself (``nn.ReLU()(h)``) count as changes; the snapshot showed
+        # that the model and the loss did not change, so they do not invalidate the log.
+        self._mutations = _module._mutations
         return self._step(loss, out)
+
+    def _snapshot(self) -> list:
+        """What each module of the model and the loss holds (attributes, parameters, buffers, children)."""
+        mods = list(self.model.modules()) if isinstance(self.model, _module.Module) else []
+        if isinstance(self.loss_fn, _module.Module):
+            mods += list(self.loss_fn.modules())
+        return [(m, [(k, id(v)) for k, v in m.__dict__.items()],
+                 [(k, id(v)) for reg in (m._parameters, m._buffers, m._modules) for k, v in reg.items()])
+                for m in mods]
 
     def _replay(self, tape: Tape, x: Tensor, y: Tensor) -> Tensor:
         loss, out = tape.forward((x, y))
