@@ -497,9 +497,8 @@ class StoresAttribute(Static):
 
 class InPlace(Static):
     def forward(self, x):
-        h = self.a(x) * 1
-        h.add_(1)
-        return self.b(cr.relu(h))
+        x.mul_(2)                      # the caller's batch changes: a side effect a replay would not repeat
+        return self.b(cr.relu(self.a(x)))
 
 
 class NumpyMask(Static):
@@ -653,13 +652,25 @@ def test_tape_backward_needs_a_forward():
 
 def test_tape_reports_an_in_place_op_and_a_foreign_constant():
     def inplace(x):
+        x.mul_(2)                      # on an input of the call
+        return (x * 2).sum()
+
+    x = cr.ones(3)
+    _, tape = record(inplace, (x,))
+    assert tape.problem and "in-place" in tape.problem
+
+    def on_a_result(x):
         h = x * 2
-        h.add_(1)
+        h.add_(1)                      # on a value the call computed: replayable
         return h.sum()
 
     x = cr.ones(3, requires_grad=True)
-    _, tape = record(inplace, (x,))
-    assert tape.problem and "in-place" in tape.problem
+    _, tape = record(on_a_result, (x,))
+    assert tape.problem is None
+    x2 = cr.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    (loss,) = tape.forward((x2,))
+    tape.backward()
+    assert loss.item() == 7.0 and x2.grad.tolist() == [2.0, 2.0, 2.0]      # sum(2 x + 1)
 
     def unrecorded(x):
         # a tensor made by an operation before recording started, and used in the recorded call

@@ -2,8 +2,8 @@
 
 An eager step pays Python work around every operation: the module call, the argument checks of
 ``F.linear``, ``Function.apply`` and the Tensor it makes, and in backward the engine's topological sort and
-bookkeeping.  For the MNIST MLP at batch 32 that is about 100 of the 950 µs of a training step
-(``benchmarks/README.md``).  When a computation is *static* (the same operations, on arrays of the same
+bookkeeping.  For the MNIST MLP at batch 32, replaying instead takes 25–50 of the ~950 µs of a training
+step (``benchmarks/README.md``).  When a computation is *static* (the same operations, on arrays of the same
 shapes, every call), that work can be done once::
 
     outputs, tape = record(fn, inputs)   # runs fn eagerly and logs every Function it applies
@@ -15,7 +15,8 @@ in the same order, and accumulates gradients exactly as ``engine.run_backward`` 
 bit for bit those of the eager run.  What it skips is only the Python around them.
 
 What a log cannot stand for is found at record time and reported in ``Tape.problem`` (the tape is then
-never replayed): an in-place operation (it writes outside the logged results), a tensor made by
+never replayed): an in-place operation on an input or a constant of the call (a side effect; one on a
+value the call computed, such as ``nn.ReLU(inplace=True)``, is logged as the op it is), a tensor made by
 something other than a ``Function`` that depends on the graph, an input that has a graph of its own or is
 passed twice, a logged value handed to an op as a parameter rather than as an input, or logged values that
 reach no output (a side effect).  Constants (parameters, loss weights) are Tensors the log points to: every
@@ -275,17 +276,24 @@ class _Recording:
             log.append((cls, (x,), {"c": c}, versions, out))
             return out
 
-        self._saved = (Function.__dict__["apply"], Function.__dict__["apply_scalar"], _fn._rebind_seq)
+        def logged_inplace(x, before, result):
+            log.append((_INPLACE, x, before, result))
+
+        self._saved = (Function.__dict__["apply"], Function.__dict__["apply_scalar"])
         Function.apply = classmethod(logged_apply)  # type: ignore[method-assign, assignment]
         Function.apply_scalar = classmethod(logged_apply_scalar)  # type: ignore[method-assign, assignment]
+        _fn._inplace_hook = logged_inplace
         _Recording._active = True
         return log
 
     def __exit__(self, *exc):
-        Function.apply, Function.apply_scalar = self._saved[0], self._saved[1]  # type: ignore[method-assign]
+        Function.apply, Function.apply_scalar = self._saved  # type: ignore[method-assign]
+        _fn._inplace_hook = None
         _Recording._active = False
-        self.rebind_seq = self._saved[2]
         return False
+
+
+_INPLACE = object()   # marks an in-place op in the log: (_INPLACE, x, value before or None, result or None)
 
 
 def record(fn, inputs):
@@ -296,25 +304,41 @@ def record(fn, inputs):
     """
     inputs = tuple(inputs)
     log: list = []
-    rec = _Recording(log)
-    with rec:
+    with _Recording(log):
         result = fn(*inputs)
     outs = result if isinstance(result, tuple) else (result,)
-    return result, _build(log, inputs, outs, rec.rebind_seq)
+    return result, _build(log, inputs, outs)
 
 
-def _build(log, inputs, outs, rebind_seq) -> Tape:
+def _build(log, inputs, outs) -> Tape:
     slot = {id(t): i for i, t in enumerate(inputs)}
     n = len(inputs)
-    entries = []
+    entries: list = []
     problem = None
+    rewritten: set[int] = set()   # ids of tensors an in-place op wrote to: their versions moved, as the log knows
+    results = []
     if len(slot) != n:
         problem = "the same tensor is passed as two inputs (a replay could not tell them apart)"
     elif any(t.grad_fn is not None for t in inputs):
         problem = "an input is the result of operations outside the call (backward must go through them)"
-    elif _fn._rebind_seq != rebind_seq:
-        problem = "an in-place operation re-attached a tensor to the graph"
-    for j, (cls, tensors, params, versions, out) in enumerate(log):
+    for item in log:
+        if item[0] is _INPLACE:
+            # x.op_() on a value the call computed: replay gives x's later uses the op's result (a new
+            # array with the same values); on an input or a constant it would be a side effect.
+            _, x, before, result = item
+            k = slot.get(id(x))
+            if k is None or k < n:
+                problem = problem or "an in-place operation changed an input or a constant of the call"
+            elif before is not None:
+                slot[id(before)] = k
+                rewritten.update((id(x), id(before)))
+            elif id(result) in slot:
+                slot[id(x)] = slot[id(result)]
+            else:
+                problem = problem or "an in-place operation stored a value the log did not record"
+            continue
+        j = len(entries)
+        cls, tensors, params, versions, out = item
         sources: list = []
         for t in tensors:
             k = slot.get(id(t))
@@ -324,13 +348,16 @@ def _build(log, inputs, outs, rebind_seq) -> Tape:
             if t.grad_fn is not None and problem is None:
                 problem = f"{cls.__name__} uses a tensor made by an operation that was not recorded"
             sources.append(t)
-        if problem is None and ([t._version for t in tensors] != versions or out._version):
-            problem = f"an in-place operation changed an input or the result of {cls.__name__}"
+        if problem is None and any(v != t._version and id(t) not in rewritten for t, v in zip(tensors, versions)):
+            problem = f"an in-place operation changed an input of {cls.__name__}"
         if problem is None and params and any(id(t) in slot for t in _tensors_in(params.values())):
             problem = f"{cls.__name__} gets a recorded value as a parameter (a replay could not renew it)"
         needs = tuple([t.requires_grad for t in tensors])
         entries.append((cls, params or None, tuple(sources), out.requires_grad, needs))
         slot[id(out)] = n + j
+        results.append(out)
+    if problem is None and any(t._version and id(t) not in rewritten for t in results):
+        problem = "a result was written to in place outside the log (x[i] = v or fill_ without grad)"
     outputs = []
     for t in outs:
         k = slot.get(id(t)) if isinstance(t, Tensor) else None
