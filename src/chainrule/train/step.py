@@ -22,8 +22,9 @@ and gives the same weights, bit for bit (tested).  The first two calls for a bat
 eagerly, while ``autograd.replay`` logs the operations of the forward pass; when both logs agree (same
 operations, same constants, no in-place change to an input or a parameter, no side effects), later calls
 replay the log: the same ``forward`` and ``backward_np`` methods on the new batch, without the module calls,
-argument checks, graph recording and engine bookkeeping around them.  The optimizer step runs as usual.  On the MNIST MLP that
-takes 25–50 µs off a ~950 µs step at batch 32, 2–7 % of an epoch (``benchmarks/README.md``).
+argument checks, graph recording and engine bookkeeping around them.  The optimizer step runs as usual.
+On the MNIST MLP that takes 25–50 µs off a ~950 µs step at batch 32, 2–7 % of an epoch
+(``benchmarks/README.md``).
 
 Replaying skips the Python code of the model and the loss, so it is only done where that code is known
 to compute the same operations whatever the data: with the default ``replay="auto"``, when every module of
