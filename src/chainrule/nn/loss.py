@@ -277,7 +277,28 @@ def smooth_l1_loss(input: Tensor, target, size_average=None, reduce=None, reduct
 # ---------------------------------------------------------------------------------------------------
 # binary cross-entropy
 # ---------------------------------------------------------------------------------------------------
-class BCELossFunction(Function):
+class _WeightedElementwise(Function):
+    """The elementwise losses with an optional per-element weight w (BCE, BCE with logits): the loss is
+    reduce(w l), so each element's gradient is w times the reduction's share of the upstream g."""
+
+    w: np.ndarray | None          # set in forward: the weight broadcast to the input's shape
+    reduction: str
+
+    def _reduce(self, loss: np.ndarray, x: np.ndarray) -> np.ndarray:
+        if self.w is not None:
+            loss = loss * self.w
+        return _reduce_np(loss.astype(x.dtype, copy=False), self.reduction)
+
+    def _share(self, g, x):
+        """dL/dl for every element: an ndarray, or a Tensor under create_graph."""
+        if isinstance(x, np.ndarray):
+            s = _upstream(g, self.reduction, x.size)
+            return s if self.w is None else s * self.w
+        s = _upstream(g, self.reduction, x.numel())
+        return s if self.w is None else s * Tensor._make(self.w)
+
+
+class BCELossFunction(_WeightedElementwise):
     """l = -w [y log x + (1 - y) log(1 - x)], each log clamped at -100 (as torch) so l stays finite.
 
     dl/dx = w (x - y) / max(x (1 - x), 1e-12),  dl/dy = w (log(1 - x) - log x) (clamped logs).
@@ -291,16 +312,11 @@ class BCELossFunction(Function):
         with np.errstate(divide="ignore"):
             self.logx = np.maximum(np.log(x), -100)
             self.log1mx = np.maximum(np.log1p(-x), -100)
-        loss = -(y * self.logx + (1 - y) * self.log1mx)
-        if self.w is not None:
-            loss = loss * self.w
-        return _reduce_np(loss.astype(x.dtype, copy=False), self.reduction)
+        return self._reduce(-(y * self.logx + (1 - y) * self.log1mx), x)
 
     def backward_np(self, g):
         x, y = self.inputs[0].data, self.inputs[1].data
-        s = _upstream(g, self.reduction, x.size)
-        if self.w is not None:
-            s = s * self.w
+        s = self._share(g, x)
         nx, ny = self.needs_input_grad
         gx = s * (x - y) / np.maximum(x * (1 - x), 1e-12) if nx else None
         gy = s * (self.log1mx - self.logx) if ny else None
@@ -308,9 +324,7 @@ class BCELossFunction(Function):
 
     def backward(self, g):
         x, y = self.inputs
-        s = _upstream(g, self.reduction, x.numel())
-        if self.w is not None:
-            s = s * Tensor._make(self.w)
+        s = self._share(g, x)
         nx, ny = self.needs_input_grad
         gx = s * (x - y) / _ops.clamp(x * (1.0 - x), min=1e-12) if nx else None
         gy = None
@@ -332,7 +346,7 @@ def binary_cross_entropy(input: Tensor, target, weight=None, size_average=None, 
     return BCELossFunction.apply(x, t, weight=_const_tensor(weight, "binary_cross_entropy"), reduction=reduction)
 
 
-class BCEWithLogitsFunction(Function):
+class BCEWithLogitsFunction(_WeightedElementwise):
     """BCE on logits x (probability sigmoid(x)), computed stably.
 
     With lw = 1 + (pos_weight - 1) y (lw = 1 without ``pos_weight``) and softplus(z) = log(1 + e^z):
@@ -346,16 +360,11 @@ class BCEWithLogitsFunction(Function):
         self.w, self.pw = _broadcast_const(self.weight, x), _broadcast_const(self.pos_weight, x)
         sp = _softplus_np(-x)
         pw = self.pw
-        loss = (1 - y) * x + (sp if pw is None else (1 + (pw - 1) * y) * sp)
-        if self.w is not None:
-            loss = loss * self.w
-        return _reduce_np(loss.astype(x.dtype, copy=False), self.reduction)
+        return self._reduce((1 - y) * x + (sp if pw is None else (1 + (pw - 1) * y) * sp), x)
 
     def backward_np(self, g):
         x, y = self.inputs[0].data, self.inputs[1].data
-        s = _upstream(g, self.reduction, x.size)
-        if self.w is not None:
-            s = s * self.w
+        s = self._share(g, x)
         pw = self.pw
         nx, ny = self.needs_input_grad
         gx = gy = None
@@ -370,9 +379,7 @@ class BCEWithLogitsFunction(Function):
 
     def backward(self, g):
         x, y = self.inputs
-        s = _upstream(g, self.reduction, x.numel())
-        if self.w is not None:
-            s = s * Tensor._make(self.w)
+        s = self._share(g, x)
         pw = None if self.pw is None else Tensor._make(self.pw)
         nx, ny = self.needs_input_grad
         gx = gy = None
