@@ -126,6 +126,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None, ac
     if order and order[-1]._seq < _fn._rebind_seq:  # rare: part of the graph predates an in-place op
         order = sorted(_unrebind(root_nodes), key=_seq, reverse=True)
     anomaly = _fn._anomaly
+    fast_leaf = not create_graph and not capture and accumulate
     prev_mode = _fn._grad_enabled
     _fn._grad_enabled = create_graph
     try:
@@ -170,7 +171,11 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None, ac
                     gi = np.asarray(gi)  # NumPy turns 0-d results into scalars
                 p = t.grad_fn
                 if p is None:
-                    _deliver_leaf(t, gi, g, create_graph, capture, captured, accumulate)
+                    if (fast_leaf and t.grad is None and gi is not g and gi.base is None and gi.flags.writeable
+                            and gi.dtype == t.data.dtype):
+                        t.grad = make(gi)           # _deliver_leaf's common case, inlined (hot path)
+                    else:
+                        _deliver_leaf(t, gi, g, create_graph, capture, captured, accumulate)
                 elif p not in grads:
                     grads[p] = gi
                 elif create_graph:
