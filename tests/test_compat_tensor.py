@@ -716,6 +716,10 @@ def test_inplace_change_of_a_saved_value_raises_naming_the_op(code, cr_op, torch
     "z = m.zeros(2); a = z + x; z[0] = x[1]; out = (a * 3 + z).sum()",
     "z = m.zeros(2); a = z * 2 + x; z.add_(x * x); out = (a + z).sum()",
     "y = x * 1; y.add_(x, alpha=2); y.clamp_(min=3.5); out = y.sum()",
+    "y = x * 1; y.add_(y); out = y.sum()",            # the node is its own input's grad_fn: d/dx = 2
+    "y = x * 1; y.sub_(y); out = (y + x).sum()",
+    "y = x * 3; y.copy_(y); out = y.sum()",
+    "y = x * 3; y.add_(y * 2); out = y.sum()",
 ])
 def test_inplace_after_use_keeps_earlier_consumers_gradients(code):
     """Ops recorded before an in-place update keep the value they used: gradients equal torch's."""

@@ -50,8 +50,9 @@ def _unrebind(roots):
 
     A node holds its input Tensors, and an in-place op (``y.add_(1)``) re-attaches ``y`` to a new node
     created later (``ops.inplace``), which stores the pre-update tensor as ``_rebased_from``.  A node
-    older than its input's ``grad_fn`` therefore saw an earlier version: follow ``_rebased_from`` back
-    to it, so gradients reach the graph that value came from, as in torch.  Returns the nodes reached.
+    older than its input's ``grad_fn`` (or that node itself, for ``h.add_(h)``) therefore saw an earlier
+    version: follow ``_rebased_from`` back to it, so gradients reach the graph that value came from, as in
+    torch.  Returns the nodes reached.
     """
     seen = set(roots)
     stack = list(seen)
@@ -61,8 +62,8 @@ def _unrebind(roots):
         ins = node.inputs
         for i, t in enumerate(node.inputs):
             p = t.grad_fn
-            if p is not None and p._seq > s:
-                while p is not None and p._seq > s and "_rebased_from" in p.__dict__:
+            if p is not None and p._seq >= s:   # >=: h.add_(h) makes the node its own input's grad_fn
+                while p is not None and p._seq >= s and "_rebased_from" in p.__dict__:
                     t = p.__dict__["_rebased_from"]
                     p = t.grad_fn
                 ins = ins[:i] + (t,) + ins[i + 1:]
