@@ -661,16 +661,12 @@ def test_tape_reports_an_in_place_op_and_a_foreign_constant():
 
     def on_a_result(x):
         h = x * 2
-        h.add_(1)                      # on a value the call computed: replayable
+        h.add_(1)                      # on a value the call computed: its array may be shared (views, detach)
         return h.sum()
 
     x = cr.ones(3, requires_grad=True)
     _, tape = record(on_a_result, (x,))
-    assert tape.problem is None
-    x2 = cr.tensor([1.0, -2.0, 3.0], requires_grad=True)
-    (loss,) = tape.forward((x2,))
-    tape.backward()
-    assert loss.item() == 7.0 and x2.grad.tolist() == [2.0, 2.0, 2.0]      # sum(2 x + 1)
+    assert tape.problem and "in-place" in tape.problem
 
     def unrecorded(x):
         # a tensor made by an operation before recording started, and used in the recorded call

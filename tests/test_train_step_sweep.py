@@ -531,27 +531,27 @@ def _inplace_model(kind):
                 h.relu_()
             if kind == "setitem":
                 h = h * 1.0
-                h[:, 0] = 0.0          # builds a fresh mask each call: refused, runs eagerly
+                h[:, 0] = 0.0          # an in-place write: refused, runs eagerly
             return self.b(self.act(h))
 
     return Model
 
 
 @pytest.mark.parametrize("kind", ["relu", "leaky", "elu", "dropout", "methods"])
-def test_in_place_ops_on_computed_values_replay_bit_identically(kind):
-    # nn.ReLU(inplace=True) and friends write into a value the step computed: the log gives its later
-    # uses the op's result, and a replay computes the same numbers out of place.
+def test_in_place_ops_refuse_replay_and_match(kind):
+    # nn.ReLU(inplace=True) and friends write into an array other values may share (views, detach(), the
+    # caller's batch): replay is refused and the step runs eagerly (tests/test_train_step_inplace.py sweeps it)
     _eager, stepped = _both(_inplace_model(kind), nn.CrossEntropyLoss, _sgd, _batches(STEPS, (16, 5)),
                             replay=True)
-    assert stepped.step.problem is None and stepped.step.replays == STEPS - 2
+    assert "in-place" in stepped.step.problem and stepped.step.replays == 0
 
 
 @pytest.mark.parametrize("kind", ["relu", "dropout"])
-def test_builtin_in_place_layers_replay_under_auto(kind):
+def test_builtin_in_place_layers_run_eagerly_under_auto(kind):
     act = nn.ReLU(inplace=True) if kind == "relu" else nn.Dropout(0.2, inplace=True)
     _eager, stepped = _both(lambda: nn.Sequential(nn.Linear(5, 16), act, nn.Linear(16, 3)), nn.CrossEntropyLoss,
                             _sgd, _batches(STEPS, (16, 5)))
-    assert stepped.step.problem is None and stepped.step.replays == STEPS - 2
+    assert "in-place" in stepped.step.problem and stepped.step.replays == 0
 
 
 def test_setitem_on_a_computed_value_is_refused_and_matches():

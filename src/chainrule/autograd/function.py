@@ -273,9 +273,9 @@ _counter = itertools.count()
 # ``_seq`` of the newest node an in-place op re-attached a tensor to (``ops.inplace``): nodes older than it
 # may still point at that tensor, and backward then looks up the value they really used (engine._unrebind).
 _rebind_seq = -1
-# Called by ``ops.inplace`` as hook(x, value_before, None) before an in-place op and hook(x, None, result)
-# after it, while ``autograd.replay`` records (None otherwise): the log then knows which value x holds.
-_inplace_hook = None
+# Called as hook(x) by every write into a tensor's array through chainrule (in-place ops, x[i] = v,
+# fill_) while ``autograd.replay`` records, None otherwise: a replay could not repeat such a write.
+_write_hook = None
 
 
 def _record(fn, tensors, out):

@@ -1813,6 +1813,8 @@ def setitem_(x, index, value):
         return inplace(x, lambda t, v: _setitem_graph(t, idx, v), as_tensor_like(value, x))
     x.data[idx] = v
     x._version += 1
+    if _fnmod._write_hook is not None:
+        _fnmod._write_hook(x)
     return x
 
 
@@ -2406,25 +2408,18 @@ def inplace(x, op, *args):
             f"a leaf tensor of shape {tuple(x.shape)} that requires grad is being used in an in-place "
             "operation; wrap parameter updates in `with chainrule.no_grad():`")
     args = [_make(_dtypes.infer_array(a)) if isinstance(a, (list, np.ndarray)) else a for a in args]
-    hook = _fnmod._inplace_hook
     if not (_fnmod._grad_enabled and (x.requires_grad or builtins.any(
             isinstance(a, Tensor) and a.requires_grad for a in args))):
-        if hook is not None:
-            hook(x, x, None)
         with _fnmod.no_grad():
             r = op(x, *args)
         if r.data.dtype != x.data.dtype:
             _check_inplace_dtype(r, x)
         _write(x, r.data)
-        if hook is not None:
-            hook(x, None, r)
         return x
     old = _make(x.data, x.grad_fn, x.requires_grad)  # the pre-update value, as a separate graph tensor
     old._version = x._version
     if x.grad_fn is not None and x.grad_fn.saves_output:
         x.grad_fn._dirty = True
-    if hook is not None:
-        hook(x, old, None)
     r = op(old, *args)
     if r.data.dtype != x.data.dtype:
         _check_inplace_dtype(r, x)
@@ -2438,8 +2433,6 @@ def inplace(x, op, *args):
         node._keep = node._keep + ("_rebased_from",)
         _fnmod._rebind_seq = node._seq
     x.grad_fn, x.requires_grad = node, r.requires_grad
-    if hook is not None:
-        hook(x, None, r)
     return x
 
 
@@ -2459,6 +2452,8 @@ def _write(x, value):
             raise RuntimeError("in-place operation on a read-only tensor (an expanded view?); clone() it first")
         np.copyto(x.data, value, casting="unsafe")
     x._version += 1
+    if _fnmod._write_hook is not None:
+        _fnmod._write_hook(x)
 
 
 def fill_(x, value):
@@ -2466,6 +2461,8 @@ def fill_(x, value):
         return inplace(x, lambda t: t * 0.0 + value)
     x.data.fill(value.item() if isinstance(value, Tensor) else value)
     x._version += 1
+    if _fnmod._write_hook is not None:
+        _fnmod._write_hook(x)
     return x
 
 

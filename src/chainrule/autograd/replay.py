@@ -15,8 +15,8 @@ in the same order, and accumulates gradients exactly as ``engine.run_backward`` 
 bit for bit those of the eager run.  What it skips is only the Python around them.
 
 What a log cannot stand for is found at record time and reported in ``Tape.problem`` (the tape is then
-never replayed): an in-place operation on an input or a constant of the call (a side effect; one on a
-value the call computed, such as ``nn.ReLU(inplace=True)``, is logged as the op it is), a tensor made by
+never replayed): an in-place write into any tensor (``add_``, ``x[i] = v``, ``nn.ReLU(inplace=True)``: the
+array may be shared with views, ``detach()`` or the caller's batch, which a log cannot follow), a tensor made by
 something other than a ``Function`` that depends on the graph, an input that has a graph of its own or is
 passed twice, a logged value handed to an op as a parameter rather than as an input, or logged values that
 reach no output (a side effect).  Constants (parameters, loss weights) are Tensors the log points to: every
@@ -276,24 +276,24 @@ class _Recording:
             log.append((cls, (x,), {"c": c}, versions, out))
             return out
 
-        def logged_inplace(x, before, result):
-            log.append((_INPLACE, x, before, result))
+        def logged_write(x):
+            log.append((_WRITE, x))
 
         self._saved = (Function.__dict__["apply"], Function.__dict__["apply_scalar"])
         Function.apply = classmethod(logged_apply)  # type: ignore[method-assign, assignment]
         Function.apply_scalar = classmethod(logged_apply_scalar)  # type: ignore[method-assign, assignment]
-        _fn._inplace_hook = logged_inplace
+        _fn._write_hook = logged_write
         _Recording._active = True
         return log
 
     def __exit__(self, *exc):
         Function.apply, Function.apply_scalar = self._saved  # type: ignore[method-assign]
-        _fn._inplace_hook = None
+        _fn._write_hook = None
         _Recording._active = False
         return False
 
 
-_INPLACE = object()   # marks an in-place op in the log: (_INPLACE, x, value before or None, result or None)
+_WRITE = object()   # marks a write into a tensor in the log: (_WRITE, tensor)
 
 
 def record(fn, inputs):
@@ -315,27 +315,18 @@ def _build(log, inputs, outs) -> Tape:
     n = len(inputs)
     entries: list = []
     problem = None
-    rewritten: set[int] = set()   # ids of tensors an in-place op wrote to: their versions moved, as the log knows
     results = []
     if len(slot) != n:
         problem = "the same tensor is passed as two inputs (a replay could not tell them apart)"
     elif any(t.grad_fn is not None for t in inputs):
         problem = "an input is the result of operations outside the call (backward must go through them)"
+    if problem is None and any(item[0] is _WRITE for item in log):
+        # x.add_(1), nn.ReLU(inplace=True), x[i] = v, ...: the write goes into an array that other values may
+        # share (views, detach(), the caller's batch), which a replay could not follow.
+        problem = ("an in-place operation wrote into a tensor during the call (add_, x[i] = v, "
+                   "ReLU(inplace=True), ...): use the out-of-place form to replay")
     for item in log:
-        if item[0] is _INPLACE:
-            # x.op_() on a value the call computed: replay gives x's later uses the op's result (a new
-            # array with the same values); on an input or a constant it would be a side effect.
-            _, x, before, result = item
-            k = slot.get(id(x))
-            if k is None or k < n:
-                problem = problem or "an in-place operation changed an input or a constant of the call"
-            elif before is not None:
-                slot[id(before)] = k
-                rewritten.update((id(x), id(before)))
-            elif id(result) in slot:
-                slot[id(x)] = slot[id(result)]
-            else:
-                problem = problem or "an in-place operation stored a value the log did not record"
+        if item[0] is _WRITE:
             continue
         j = len(entries)
         cls, tensors, params, versions, out = item
@@ -348,7 +339,7 @@ def _build(log, inputs, outs) -> Tape:
             if t.grad_fn is not None and problem is None:
                 problem = f"{cls.__name__} uses a tensor made by an operation that was not recorded"
             sources.append(t)
-        if problem is None and any(v != t._version and id(t) not in rewritten for t, v in zip(tensors, versions)):
+        if problem is None and [t._version for t in tensors] != versions:
             problem = f"an in-place operation changed an input of {cls.__name__}"
         if problem is None and params and any(id(t) in slot for t in _tensors_in(params.values())):
             problem = f"{cls.__name__} gets a recorded value as a parameter (a replay could not renew it)"
@@ -356,8 +347,8 @@ def _build(log, inputs, outs) -> Tape:
         entries.append((cls, params or None, tuple(sources), out.requires_grad, needs))
         slot[id(out)] = n + j
         results.append(out)
-    if problem is None and any(t._version and id(t) not in rewritten for t in results):
-        problem = "a result was written to in place outside the log (x[i] = v or fill_ without grad)"
+    if problem is None and any(t._version for t in results):
+        problem = "a result was written to in place during the call"
     outputs = []
     for t in outs:
         k = slot.get(id(t)) if isinstance(t, Tensor) else None
