@@ -18,6 +18,7 @@ from chainrule.autograd.replay import record
 from chainrule.data import DataLoader, TensorDataset, toy
 from chainrule.nn import functional as F
 from chainrule.train import Callback, TrainStep, fit
+from train_step_helpers import assert_same_runs, eager_step
 
 # --------------------------------------------------------------------------------------------------
 # helpers
@@ -58,11 +59,7 @@ def _train(build, make_loss, make_opt, batches, *, eager, replay="auto", seed=0,
             events[i](model, opt)
         x, y = cr.tensor(xb), cr.tensor(yb)
         if step is None:
-            opt.zero_grad()
-            out = model(x)
-            loss = loss_fn(out, y)
-            loss.backward()
-            opt.step()
+            loss, out = eager_step(model, loss_fn, opt, x, y)
             out = out.detach()
         else:
             loss = step(x, y)
@@ -75,42 +72,9 @@ def _train(build, make_loss, make_opt, batches, *, eager, replay="auto", seed=0,
                            initial=initial)
 
 
-def _opt_params(opt):
-    return [p for group in opt.param_groups for p in group["params"]]
-
-
 def _assert_same(a, b):
-    """Runs ``a`` and ``b`` agree bit for bit: losses, outputs, parameters, gradients, optimizer state."""
-    assert len(a.losses) == len(b.losses)
-    for i, (la, lb) in enumerate(zip(a.losses, b.losses)):
-        assert la.dtype == lb.dtype and np.array_equal(la, lb), f"loss of step {i}: {la} != {lb}"
-    for i, (oa, ob) in enumerate(zip(a.outputs, b.outputs)):
-        assert oa.dtype == ob.dtype and np.array_equal(oa, ob), f"output of step {i}"
-    pa, pb = dict(a.model.named_parameters()), dict(b.model.named_parameters())
-    assert list(pa) == list(pb)
-    for name in pa:
-        assert pa[name].data.dtype == pb[name].data.dtype
-        assert np.array_equal(pa[name].data, pb[name].data), name
-        ga, gb = pa[name].grad, pb[name].grad
-        assert (ga is None) == (gb is None), name
-        if ga is not None:
-            assert np.array_equal(ga.data, gb.data), f"grad of {name}"
-    qa, qb = _opt_params(a.opt), _opt_params(b.opt)
-    assert len(qa) == len(qb)
-    arrays = 0
-    for i, (p, q) in enumerate(zip(qa, qb)):
-        sa, sb = a.opt.state.get(p, {}), b.opt.state.get(q, {})
-        assert sa.keys() == sb.keys(), i
-        for key in sa:
-            va, vb = sa[key], sb[key]
-            if isinstance(va, cr.Tensor):
-                assert isinstance(vb, cr.Tensor) and np.array_equal(va.data, vb.data), (i, key)
-                arrays += 1
-            elif isinstance(va, np.ndarray):
-                assert np.array_equal(va, vb), (i, key)
-                arrays += 1
-            else:
-                assert va == vb, (i, key)
+    """Runs ``a`` and ``b`` agree bit for bit (``assert_same_runs``), and they did train."""
+    arrays = assert_same_runs(a, b)
     assert arrays > 0, "the optimizer kept no state arrays: nothing was compared"
     # and the runs did train: every trainable parameter moved, and the losses are not all equal
     moved = [not np.array_equal(p.data, p0) for p, p0 in zip(a.model.parameters(), a.initial)]

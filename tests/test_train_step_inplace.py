@@ -21,6 +21,7 @@ from chainrule import nn, optim
 from chainrule.autograd.replay import record
 from chainrule.nn import functional as F
 from chainrule.train import TrainStep
+from train_step_helpers import assert_same_runs, eager_step
 
 STEPS = 8
 
@@ -66,11 +67,7 @@ def _run(build, make_loss, batches, *, eager, replay, make_opt=_sgd, events=None
             x, y = cr.tensor(xb), cr.tensor(yb)
             run.x, run.y = x, y
         if step is None:
-            opt.zero_grad()
-            out = model(x)
-            loss = loss_fn(out, y)
-            loss.backward()
-            opt.step()
+            loss, out = eager_step(model, loss_fn, opt, x, y)
         else:
             loss = step(x, y)
             out = step.output
@@ -80,28 +77,7 @@ def _run(build, make_loss, batches, *, eager, replay, make_opt=_sgd, events=None
 
 
 def _same(a, b):
-    for la, lb in zip(a.losses, b.losses, strict=True):
-        assert la.dtype == lb.dtype and np.array_equal(la, lb), (a.losses, b.losses)
-    for oa, ob in zip(a.outputs, b.outputs, strict=True):
-        assert oa.dtype == ob.dtype and np.array_equal(oa, ob)
-    for (name, p), q in zip(a.model.named_parameters(), b.model.parameters(), strict=True):
-        assert p.data.dtype == q.data.dtype and np.array_equal(p.data, q.data), name
-        assert (p.grad is None) == (q.grad is None), name
-        if p.grad is not None:
-            assert np.array_equal(p.grad.data, q.grad.data), name
-    for (name, u), v in zip(a.model.named_buffers(), b.model.buffers(), strict=True):
-        assert np.array_equal(u.data, v.data), name
-    pa = [p for g in a.opt.param_groups for p in g["params"]]
-    pb = [p for g in b.opt.param_groups for p in g["params"]]
-    for p, q in zip(pa, pb, strict=True):
-        sa, sb = a.opt.state.get(p, {}), b.opt.state.get(q, {})
-        assert sa.keys() == sb.keys()
-        for key, va in sa.items():
-            vb = sb[key]
-            if isinstance(va, (cr.Tensor, np.ndarray)):
-                assert np.array_equal(getattr(va, "data", va), getattr(vb, "data", vb)), key
-            else:
-                assert va == vb, key
+    assert_same_runs(a, b)
     # the caller's batch: an eager step that writes into it (through a view) must be matched too
     assert np.array_equal(a.x.data, b.x.data)
 

@@ -21,6 +21,7 @@ from chainrule import nn, optim
 from chainrule.data import DataLoader, TensorDataset, toy
 from chainrule.nn import functional as F
 from chainrule.train import Callback, EarlyStopping, ModelCheckpoint, TerminateOnNaN, TrainStep, fit
+from train_step_helpers import assert_same_runs, eager_step
 
 STEPS = 8
 
@@ -65,11 +66,7 @@ def _run(build, make_loss, make_opt, batches, *, eager, replay="auto", events=No
         if wrap is not None:
             x, y = wrap(run, x, y)
         if step is None:
-            opt.zero_grad()
-            out = model(x)
-            loss = loss_fn(out, y)
-            loss.backward()
-            opt.step()
+            loss, out = eager_step(model, loss_fn, opt, x, y)
         else:
             loss = step(x, y)
             out = step.output
@@ -78,36 +75,12 @@ def _run(build, make_loss, make_opt, batches, *, eager, replay="auto", events=No
     return run
 
 
-def _same(a, b):
-    """Bit-identical runs: losses, outputs, parameters, gradients and optimizer state."""
-    for la, lb in zip(a.losses, b.losses):
-        assert la.dtype == lb.dtype and np.array_equal(la, lb, equal_nan=True), (a.losses, b.losses)
-    for oa, ob in zip(a.outputs, b.outputs):
-        assert oa.dtype == ob.dtype and np.array_equal(oa, ob, equal_nan=True)
-    for (name, p), q in zip(a.model.named_parameters(), b.model.parameters()):
-        assert p.data.dtype == q.data.dtype and np.array_equal(p.data, q.data), name
-        assert (p.grad is None) == (q.grad is None), name
-        if p.grad is not None:
-            assert np.array_equal(p.grad.data, q.grad.data), name
-    pa = [p for g in a.opt.param_groups for p in g["params"]]
-    pb = [p for g in b.opt.param_groups for p in g["params"]]
-    for p, q in zip(pa, pb):
-        sa, sb = a.opt.state.get(p, {}), b.opt.state.get(q, {})
-        assert sa.keys() == sb.keys()
-        for key, va in sa.items():
-            vb = sb[key]
-            if isinstance(va, (cr.Tensor, np.ndarray)):
-                assert np.array_equal(getattr(va, "data", va), getattr(vb, "data", vb)), key
-            else:
-                assert va == vb, key
-
-
 def _both(build, make_loss, make_opt, batches, replay="auto", **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         eager = _run(build, make_loss, make_opt, batches, eager=True, **kw)
         stepped = _run(build, make_loss, make_opt, batches, eager=False, replay=replay, **kw)
-    _same(eager, stepped)
+    assert_same_runs(eager, stepped, equal_nan=True)
     return eager, stepped
 
 

@@ -75,6 +75,10 @@ class Tensor:
         else:
             raise TypeError("Tensor() takes data (a list or array) or sizes as ints, e.g. Tensor(2, 3); got "
                             + ", ".join(type(a).__name__ for a in args))
+        self._init_leaf(data, requires_grad)
+
+    def _init_leaf(self, data: np.ndarray, requires_grad: bool) -> None:
+        """A leaf holding ``data`` (``requires_grad_`` checks that its dtype can require grad)."""
         self.data = data
         self.grad = None
         self.grad_fn = None

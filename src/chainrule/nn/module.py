@@ -314,19 +314,20 @@ class Module:
         return mod
 
     def get_parameter(self, target: str) -> Parameter:
-        mod_path, _, name = target.rpartition(".")
-        mod = self.get_submodule(mod_path)
-        if name not in mod._parameters:
-            raise AttributeError(f"{type(mod).__name__} has no parameter {name!r}")
-        return mod._parameters[name]
+        """The parameter at a dotted path, e.g. ``model.get_parameter('0.weight')``."""
+        return self._get_member(target, "_parameters", "parameter")
 
     def get_buffer(self, target: str) -> Tensor:
         """The buffer at a dotted path, e.g. ``model.get_buffer('norm.running_mean')``."""
+        return self._get_member(target, "_buffers", "buffer")
+
+    def _get_member(self, target: str, registry: str, kind: str):
         mod_path, _, name = target.rpartition(".")
         mod = self.get_submodule(mod_path)
-        if name not in mod._buffers:
-            raise AttributeError(f"{type(mod).__name__} has no buffer {name!r}")
-        return mod._buffers[name]
+        members = getattr(mod, registry)
+        if name not in members:
+            raise AttributeError(f"{type(mod).__name__} has no {kind} {name!r}")
+        return members[name]
 
     def num_parameters(self, only_trainable: bool = False) -> int:
         """Total number of scalar weights (each shared parameter counted once)."""

@@ -33,13 +33,7 @@ class Parameter(Tensor):
         if data is None:
             data = np.empty((0,), dtype=np.float32)
         # As torch: a Parameter keeps its data's dtype (float64 stays float64; Python floats -> float32).
-        self.data = _dtypes.infer_array(data.data if isinstance(data, Tensor) else data)
-        self.grad = None
-        self.grad_fn = None
-        self._version = 0
-        self.requires_grad = False
-        if requires_grad:
-            self.requires_grad_(True)
+        self._init_leaf(_dtypes.infer_array(data.data if isinstance(data, Tensor) else data), requires_grad)
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()

@@ -176,18 +176,14 @@ class _CyclesMomentum:
 _LRScheduler = LRScheduler
 
 
-class LambdaLR(LRScheduler):
-    """``lr = base_lr * lr_lambda(epoch)``; ``lr_lambda`` may be a list, one per group."""
+class _LambdaScheduler(LRScheduler):
+    """A scheduler driven by ``lr_lambda`` (a function, or a list of them, one per group)."""
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list, last_epoch: int = -1):
         _check_optimizer(optimizer)
         self.optimizer = optimizer
         self.lr_lambdas = _lr_lambdas(optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
-
-    def get_lr(self):
-        return [base_lr * fn(self.last_epoch)
-                for fn, base_lr in zip(self.lr_lambdas, self.base_lrs, strict=True)]
 
     def state_dict(self):
         """As the base class; the lambdas are saved only if they are callable objects (their
@@ -206,23 +202,22 @@ class LambdaLR(LRScheduler):
                 fn.__dict__.update(saved)
 
 
-class MultiplicativeLR(LRScheduler):
+class LambdaLR(_LambdaScheduler):
+    """``lr = base_lr * lr_lambda(epoch)``; ``lr_lambda`` may be a list, one per group."""
+
+    def get_lr(self):
+        return [base_lr * fn(self.last_epoch)
+                for fn, base_lr in zip(self.lr_lambdas, self.base_lrs, strict=True)]
+
+
+class MultiplicativeLR(_LambdaScheduler):
     """Multiply the lr by ``lr_lambda(epoch)`` every epoch after the first:
     ``lr_t = lr_{t-1} * lr_lambda(t)``; ``lr_lambda`` may be a list, one per group."""
-
-    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list, last_epoch: int = -1):
-        _check_optimizer(optimizer)
-        self.optimizer = optimizer
-        self.lr_lambdas = _lr_lambdas(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
 
     def get_lr(self):
         if self._is_initial:
             return self._current_lrs()
         return [lr * fn(self.last_epoch) for fn, lr in zip(self.lr_lambdas, self._current_lrs(), strict=True)]
-
-    state_dict = LambdaLR.state_dict
-    load_state_dict = LambdaLR.load_state_dict
 
 
 class StepLR(LRScheduler):
