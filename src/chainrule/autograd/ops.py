@@ -1812,9 +1812,7 @@ def setitem_(x, index, value):
         # the value goes in as an argument: inplace records the step when it requires grad, not only x
         return inplace(x, lambda t, v: _setitem_graph(t, idx, v), as_tensor_like(value, x))
     x.data[idx] = v
-    x._version += 1
-    if _fnmod._write_hook is not None:
-        _fnmod._write_hook(x)
+    _written(x)
     return x
 
 
@@ -2451,6 +2449,11 @@ def _write(x, value):
         if not x.data.flags.writeable:
             raise RuntimeError("in-place operation on a read-only tensor (an expanded view?); clone() it first")
         np.copyto(x.data, value, casting="unsafe")
+    _written(x)
+
+
+def _written(x):
+    """After a write into ``x``'s array: bump its version (backward checks it) and tell a recording replay."""
     x._version += 1
     if _fnmod._write_hook is not None:
         _fnmod._write_hook(x)
@@ -2460,9 +2463,7 @@ def fill_(x, value):
     if _fnmod._grad_enabled and x.requires_grad:
         return inplace(x, lambda t: t * 0.0 + value)
     x.data.fill(value.item() if isinstance(value, Tensor) else value)
-    x._version += 1
-    if _fnmod._write_hook is not None:
-        _fnmod._write_hook(x)
+    _written(x)
     return x
 
 

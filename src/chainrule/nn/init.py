@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from .. import random as _random
+from ..autograd import ops as _ops
 from ..autograd.tensor import Tensor
 
 __all__ = [
@@ -33,8 +34,7 @@ def _write(tensor: Tensor, values) -> Tensor:
     """Copy ``values`` into the tensor's buffer, converted to its dtype (in place, no graph)."""
     if not isinstance(tensor, Tensor):
         raise TypeError(f"init functions expect a chainrule Tensor, got {type(tensor).__name__}")
-    np.copyto(tensor.data, values, casting="unsafe")
-    tensor._version += 1
+    _ops._write(tensor, values)
     return tensor
 
 
