@@ -15,6 +15,7 @@ import pytest
 
 import chainrule as cr
 from chainrule import cli
+from cli_helpers import main_exit
 from chainrule.io import read_checkpoint
 from chainrule.serialization import read_metadata
 
@@ -29,16 +30,6 @@ def run_cli(*args, cwd=None, timeout=120):
     done = subprocess.run([sys.executable, "-m", "chainrule", *args], capture_output=True, text=True, env=ENV,
                           cwd=cwd, timeout=timeout)
     return done.returncode, done.stdout, done.stderr
-
-
-def main_exit(capsys, *args):
-    """Run ``cli.main(ARGS)`` in this process: (exit code, stdout, stderr), argparse exits included."""
-    try:
-        code = cli.main(list(args))
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def assert_one_line_error(code, err, *fragments):

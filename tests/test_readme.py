@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
+from cli_helpers import main_exit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "src")
@@ -223,16 +224,6 @@ def test_func_block_classifies_as_its_comments_say(tmp_path):
 # the command line
 # --------------------------------------------------------------------------------------------------
 
-def cli_main(capsys, *args):
-    from chainrule import cli
-
-    try:
-        code = cli.main(list(args))
-    except SystemExit as e:
-        code = e.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 def train_subparser():
     from chainrule import cli
@@ -246,7 +237,7 @@ def test_version_matches_the_package(capsys):
     with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as fh:
         pyproject = fh.read()
     version = re.search(r'^version = "(.+)"$', pyproject, flags=re.M).group(1)
-    code, out, _ = cli_main(capsys, "--version")
+    code, out, _ = main_exit(capsys, "--version")
     assert code == 0 and out.strip() == f"chainrule {version}" == f"chainrule {cr.__version__}"
     assert 'chainrule = "chainrule.cli:main"' in pyproject                 # the `chainrule` command
     assert re.search(r"^test = \[", pyproject, flags=re.M)                # pip install -e ".[test]"
@@ -257,7 +248,7 @@ def test_every_command_in_the_readme_has_help(capsys):
     commands = set(re.findall(r"^chainrule (\w+)", "\n".join(c for lang, c in BLOCKS if lang == "bash"), re.M))
     assert commands == {"train", "evaluate", "predict", "demo"}
     for command in sorted(commands):
-        code, out, _ = cli_main(capsys, command, "--help")
+        code, out, _ = main_exit(capsys, command, "--help")
         assert code == 0 and out.startswith(f"usage: chainrule {command}")
 
 
@@ -289,7 +280,7 @@ def test_train_options_and_defaults_are_as_listed():
 def test_train_evaluate_predict_as_in_the_readme(tmp_path, capsys, monkeypatch):
     """``chainrule train`` (reduced: 2,000 images, one epoch), then evaluate and predict its model file."""
     monkeypatch.chdir(tmp_path)
-    code, out, err = cli_main(capsys, "train", "--epochs", "1", "--limit", "2000")
+    code, out, err = main_exit(capsys, "train", "--epochs", "1", "--limit", "2000")
     assert code == 0, err
     epoch_line = next(line for line in (out + err).splitlines() if line.startswith("Epoch"))
     for item in ("loss", "test loss", "test accuracy", "samples/s"):    # per epoch, as the README says
@@ -297,17 +288,17 @@ def test_train_evaluate_predict_as_in_the_readme(tmp_path, capsys, monkeypatch):
     assert "wall time" in out
     assert os.listdir(tmp_path) == ["chainrule-mnist.safetensors"]   # "writes the model to ..."
 
-    code, out, err = cli_main(capsys, "evaluate", "chainrule-mnist.safetensors", "--limit", "2000")
+    code, out, err = main_exit(capsys, "evaluate", "chainrule-mnist.safetensors", "--limit", "2000")
     assert code == 0, err
     assert "loss" in out and "accuracy" in out and "Per-class accuracy" in out      # test loss, accuracy, per-class
 
-    code, out, err = cli_main(capsys, "predict", "chainrule-mnist.safetensors", "7")
+    code, out, err = main_exit(capsys, "predict", "chainrule-mnist.safetensors", "7")
     assert code == 0, err
     assert "test image #7" in out and "Predicted:" in out
 
 
 def test_bad_option_is_a_one_line_error_naming_the_command(capsys):
-    code, out, err = cli_main(capsys, "train", "--no-such-option")
+    code, out, err = main_exit(capsys, "train", "--no-such-option")
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert err.startswith("chainrule train: error:") and "--no-such-option" in err
 
@@ -325,7 +316,7 @@ def test_demo_table_lists_every_demo(capsys):
     from chainrule import demos
 
     assert sorted(demo_table()) == sorted(demos.DEMOS)
-    code, out, _ = cli_main(capsys, "demo", "--help")
+    code, out, _ = main_exit(capsys, "demo", "--help")
     assert code == 0 and ", ".join(sorted(demos.DEMOS)) in " ".join(out.split())
 
 
