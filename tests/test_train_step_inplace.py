@@ -21,7 +21,7 @@ from chainrule import nn, optim
 from chainrule.autograd.replay import record
 from chainrule.nn import functional as F
 from chainrule.train import TrainStep
-from train_step_helpers import assert_same_runs, eager_step
+from train_step_helpers import assert_same_runs, one_step
 
 STEPS = 8
 
@@ -66,11 +66,7 @@ def _run(build, make_loss, batches, *, eager, replay, make_opt=_sgd, events=None
         else:
             x, y = cr.tensor(xb), cr.tensor(yb)
             run.x, run.y = x, y
-        if step is None:
-            loss, out = eager_step(model, loss_fn, opt, x, y)
-        else:
-            loss = step(x, y)
-            out = step.output
+        loss, out = one_step(step, model, loss_fn, opt, x, y)
         run.losses.append(loss.data.copy())
         run.outputs.append(out.data.copy())
     return run

@@ -21,7 +21,7 @@ from chainrule import nn, optim
 from chainrule.data import DataLoader, TensorDataset, toy
 from chainrule.nn import functional as F
 from chainrule.train import Callback, EarlyStopping, ModelCheckpoint, TerminateOnNaN, TrainStep, fit
-from train_step_helpers import assert_same_runs, eager_step
+from train_step_helpers import assert_same_runs, one_step
 
 STEPS = 8
 
@@ -65,11 +65,7 @@ def _run(build, make_loss, make_opt, batches, *, eager, replay="auto", events=No
         x, y = cr.tensor(xb), cr.tensor(yb)
         if wrap is not None:
             x, y = wrap(run, x, y)
-        if step is None:
-            loss, out = eager_step(model, loss_fn, opt, x, y)
-        else:
-            loss = step(x, y)
-            out = step.output
+        loss, out = one_step(step, model, loss_fn, opt, x, y)
         run.losses.append(loss.data.copy())
         run.outputs.append(out.data.copy())
     return run

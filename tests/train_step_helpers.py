@@ -17,6 +17,13 @@ def eager_step(model, loss_fn, opt, x, y):
     return loss, out
 
 
+def one_step(step, model, loss_fn, opt, x, y):
+    """A ``TrainStep`` call, or the eager loop body when ``step`` is None; returns (loss, output)."""
+    if step is None:
+        return eager_step(model, loss_fn, opt, x, y)
+    return step(x, y), step.output
+
+
 def assert_same_runs(a, b, *, equal_nan: bool = False) -> int:
     """Runs ``a`` and ``b`` (with ``losses``, ``outputs``, ``model``, ``opt``) agree bit for bit: losses, outputs,
     parameters and their gradients, buffers and optimizer state.  Returns how many state arrays were compared."""
