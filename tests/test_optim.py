@@ -120,6 +120,32 @@ def test_parity_with_torch(config, dtype):
                 assert value == float(theirs[key])
 
 
+@pytest.mark.parametrize("kwargs", [kw for name, kw in CONFIGS if name == "SGD"], ids=str)
+def test_sgd_updates_large_parameters_piece_by_piece_as_torch(kwargs):
+    """SGD updates parameters of more than 65,536 elements piece by piece, keeping the pieces' views between
+    steps: the result is torch's, also when ``p.data`` is replaced between steps, when a gradient is not
+    contiguous, and when the momentum buffer is replaced by ``load_state_dict``."""
+    shapes = [(300, 250), (70000,), (10,)]
+    arrays = make_arrays(np.float32, shapes=shapes)
+    ps, tps = cr_params(arrays), torch_params(arrays)
+    opt, topt = SGD(ps, **kwargs), torch.optim.SGD(tps, foreach=False, **kwargs)
+    for step, grads in enumerate(grad_sequence(8, np.float32, shapes=shapes)):
+        if step == 3:      # a new array for a parameter (same values)
+            ps[0].data = ps[0].data.copy()
+        if step == 5:      # a new momentum buffer: the state round-trips through a state dict
+            opt.load_state_dict(opt.state_dict())
+        set_grads(ps, grads)
+        set_grads(tps, grads)
+        if step == 4:      # a transposed (Fortran-ordered) gradient
+            ps[0].grad = cr.from_numpy(np.asfortranarray(grads[0]))
+            assert not ps[0].grad.data.flags.c_contiguous
+        opt.step()
+        topt.step()
+        for i, (p, tp) in enumerate(zip(ps, tps, strict=True)):
+            np.testing.assert_allclose(p.data, to_np(tp), rtol=1e-6, atol=1e-6,
+                                       err_msg=f"param {i} after step {step + 1}")
+
+
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_param_groups_with_different_options_match_torch(name):
     ours_cls, torch_cls = OPTIMIZERS[name]

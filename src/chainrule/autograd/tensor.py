@@ -248,8 +248,9 @@ class Tensor:
         for i in range(self.data.shape[0]):
             yield self[i]
 
-    def __hash__(self):
-        return id(self)
+    # Tensors hash by identity (``==`` is elementwise); object's own hash is a C slot, which matters in
+    # the optimizers' per-parameter state lookups.
+    __hash__ = object.__hash__
 
     def __contains__(self, element) -> bool:
         return bool((self.data == _raw(element)).any())

@@ -48,6 +48,7 @@ class SGD(Optimizer):
                         nesterov=nesterov, maximize=maximize,
                         **_torch_switches(foreach=foreach, differentiable=differentiable, fused=fused))
         super().__init__(params, defaults)
+        self._views: dict = {}    # per parameter: its update's pieces (see _pieces)
 
     def _check_options(self, options):
         _check_nonnegative(options, "lr", "momentum", "weight_decay")
@@ -67,63 +68,73 @@ class SGD(Optimizer):
         plain = not maximize and weight_decay == 0
         flush = momentum != 0 and self._flush_due(momentum)
         state_of = self.state
+        mul, add = np.multiply, np.add
         for p in group["params"]:
-            if p.grad is None:
+            grad = p.grad
+            if grad is None:
                 continue
-            param, g = p.data, p.grad.data
+            param, g = p.data, grad.data
             if g.shape != param.shape:
                 raise RuntimeError(f"a parameter of shape {param.shape} has a gradient of shape {g.shape}")
             if not plain:
                 g = self._effective_grad(param, g, weight_decay, maximize)
-            buf, first = None, False
-            if momentum != 0:
-                state = state_of[p]
-                buf_t = state.get("momentum_buffer")
-                first = buf_t is None
-                if first:                               # first step: the buffer is the gradient
-                    buf_t = state["momentum_buffer"] = Tensor._make(g.copy())
-                buf = buf_t.data
-            for pc, gc, bc, t in self._pieces(param, g, buf):
-                if bc is not None:
-                    if not first:
-                        bc *= momentum
-                        if dampening == 0:
-                            bc += gc
-                        else:
-                            np.multiply(gc, 1.0 - dampening, out=t)
-                            bc += t
-                    if nesterov:
-                        np.multiply(bc, momentum, out=t)
-                        np.add(gc, t, out=t)            # g + momentum * buf
-                        np.multiply(t, -lr, out=t)
+            if momentum == 0:
+                for pc, gc, _, t in self._pieces(p, param, g, None):
+                    mul(gc, -lr, out=t)
+                    add(pc, t, out=pc)
+                p._version += 1
+                continue
+            state = state_of[p]
+            buf_t = state.get("momentum_buffer")
+            if buf_t is None:                       # first step: the buffer is the gradient
+                buf_t = state["momentum_buffer"] = Tensor._make(g.copy())
+                first = True
+            else:
+                first = False
+            for pc, gc, bc, t in self._pieces(p, param, g, buf_t.data):
+                if not first:
+                    mul(bc, momentum, out=bc)
+                    if dampening == 0:
+                        add(bc, gc, out=bc)
                     else:
-                        np.multiply(bc, -lr, out=t)
+                        mul(gc, 1.0 - dampening, out=t)
+                        add(bc, t, out=bc)
+                if nesterov:
+                    mul(bc, momentum, out=t)
+                    add(gc, t, out=t)               # g + momentum * buf
+                    mul(t, -lr, out=t)
                 else:
-                    np.multiply(gc, -lr, out=t)
-                pc += t
+                    mul(bc, -lr, out=t)
+                add(pc, t, out=pc)
             if flush and not first:
-                self._flush_subnormals(buf, momentum)
-            p._version += 1                             # updated in place (see _mark_updated)
+                self._flush_subnormals(buf_t.data, momentum)
+            p._version += 1                         # updated in place (see _mark_updated)
 
-    def _pieces(self, param, g, buf):
+    def _pieces(self, p, param, g, buf):
         """Matching views (param, grad, buffer, scratch) of at most ``CHUNK`` elements.
 
         The update's four passes run piece by piece, so a piece stays in cache between them:
         measured 15 % faster than whole-array passes on a 784x256 weight.  Arrays that are not
-        C-contiguous are updated whole (their ``reshape(-1)`` would be a copy).
+        C-contiguous are updated whole (their ``reshape(-1)`` would be a copy).  The views of the
+        parameter, the buffer and the scratch are kept between steps (``p.data`` and the buffer stay
+        the same arrays); the gradient, a new array after each backward, is cut up each time.
         """
-        size = param.size
-        if size <= CHUNK:
+        if param.size <= CHUNK:
             return ((param, g, buf, self._buffer(param, "tmp")),)
-        arrays = (param, g) if buf is None else (param, g, buf)
-        for a in arrays:
-            if not a.flags.c_contiguous:
+        cached = self._views.get(p)
+        if cached is None or cached[0] is not param or cached[1] is not buf:
+            if not (param.flags.c_contiguous and (buf is None or buf.flags.c_contiguous)):
                 return ((param, g, buf, self._buffer(param, "tmp")),)
-        tmp = self._buffer(param, "chunk", shape=(CHUNK,))
-        fp, fg = param.reshape(-1), g.reshape(-1)
-        fb = None if buf is None else buf.reshape(-1)
-        return [(fp[sl], fg[sl], None if fb is None else fb[sl], tmp[:sl.stop - sl.start])
-                for sl in _chunks(size)]
+            tmp = self._buffer(param, "chunk", shape=(CHUNK,))
+            fp = param.reshape(-1)
+            fb = None if buf is None else buf.reshape(-1)
+            sls = _chunks(param.size)
+            cached = self._views[p] = (param, buf, sls, [
+                (fp[sl], None if fb is None else fb[sl], tmp[:sl.stop - sl.start]) for sl in sls])
+        if not g.flags.c_contiguous:
+            return ((param, g, buf, self._buffer(param, "tmp")),)
+        fg = g.reshape(-1)
+        return [(pc, fg[sl], bc, t) for sl, (pc, bc, t) in zip(cached[2], cached[3])]
 
 
 @functools.lru_cache(maxsize=64)
