@@ -748,6 +748,53 @@ def test_inplace_on_a_leaf_that_requires_grad_raises_and_no_grad_allows_it():
     check(run)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["add_", "sub_", "mul_", "div_"])
+def test_inplace_arithmetic_without_a_graph_is_one_pass_with_the_out_of_place_numbers(name, dtype):
+    """add_/sub_/mul_/div_ with no graph to record write NumPy's result straight into the array (no
+    temporary): the numbers are those of the out-of-place op, bit for bit, the array stays the same object,
+    the version counter moves, a write into a view reaches its base, and torch gets the same values."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 4)).astype(dtype)
+    b = (rng.standard_normal((3, 4)) + 3).astype(dtype)
+    out_of_place = {"add_": np.add, "sub_": np.subtract, "mul_": np.multiply, "div_": np.divide}[name]
+    for other, expected in ((1.7, out_of_place(a, 1.7)), (3, out_of_place(a, 3)),
+                            (cr.from_numpy(b), out_of_place(a, b))):
+        x = cr.from_numpy(a.copy())
+        array, version = x.data, x._version
+        assert getattr(x, name)(other) is x
+        assert x.data is array and x.data.dtype == dtype and x._version > version
+        np.testing.assert_array_equal(x.data, expected)
+        t = torch.from_numpy(a.copy())
+        getattr(t, name)(torch.from_numpy(b) if isinstance(other, cr.Tensor) else other)
+        np.testing.assert_allclose(x.data, t.numpy(), rtol=1e-6 if dtype == np.float32 else 1e-15)
+    base = cr.from_numpy(a.copy())
+    getattr(base[1], name)(2.0)                                 # through a view, into the base
+    np.testing.assert_array_equal(base.data[1], out_of_place(a[1], 2.0))
+    np.testing.assert_array_equal(base.data[0], a[0])
+    p = cr.tensor(a.copy(), requires_grad=True)
+    with cr.no_grad():                                          # a parameter update under no_grad
+        getattr(p, name)(cr.from_numpy(b))
+    assert p.is_leaf and p.requires_grad and p.grad_fn is None
+    np.testing.assert_array_equal(p.data, out_of_place(a, b))
+
+
+def test_inplace_arithmetic_without_a_graph_allocates_no_temporary():
+    """x.div_(255) on a 4 MB array under no graph allocates (almost) nothing: NumPy writes into x itself."""
+    import tracemalloc
+    x = cr.from_numpy(np.ones(1_000_000, np.float32))
+    y = cr.from_numpy(np.ones(1_000_000, np.float32))
+    tracemalloc.start()
+    try:
+        x.div_(255)
+        x.add_(y)
+        x.mul_(y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000, f"in-place arithmetic allocated {peak} bytes"
+
+
 def test_inplace_float_result_into_an_int_tensor_raises():
     """x_long.add_(1.5) / mul_(2.5) / div_(2) raise as torch; fill_, copy_ and masked_fill_ cast instead."""
     for op in (lambda x: x.add_(1.5), lambda x: x.mul_(2.5), lambda x: x.div_(2), lambda x: x.clamp_(0, 1.5)):

@@ -2439,6 +2439,28 @@ def inplace(x, op, *args):
     return x
 
 
+def inplace_arith(x, op, ufunc, other):
+    """``x.add_(other)``, ``sub_``, ``mul_``, ``div_``: ``inplace(x, op, other)``, in one pass when it can be.
+
+    With no graph to record, a floating-point ``x`` and a Python number or a Tensor of x's dtype and shape,
+    ``ufunc`` writes its result straight into x's array: the same numbers as computing ``op(x, other)``
+    and copying it back, without the temporary and its extra pass over memory (``x.float().div_(255)``,
+    ``p.sub_(lr * p.grad)`` under ``no_grad``).
+    """
+    a = x.data
+    graph = _fnmod._grad_enabled and (x.requires_grad or (other.__class__ is Tensor and other.requires_grad))
+    if a.dtype.kind == "f" and a.flags.writeable and not graph:
+        if other.__class__ is float or other.__class__ is int:
+            ufunc(a, other, out=a)
+            _written(x)
+            return x
+        if other.__class__ is Tensor and other.data.dtype is a.dtype and other.data.shape == a.shape:
+            ufunc(a, other.data, out=a)
+            _written(x)
+            return x
+    return inplace(x, op, other)
+
+
 def _check_inplace_dtype(result, x):
     """As torch: an in-place op may not store a float result in an int tensor (x.long().add_(1.5))."""
     dr, dx = result.data.dtype, x.data.dtype

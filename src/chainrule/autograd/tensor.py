@@ -422,16 +422,16 @@ class Tensor:
 
     # ---- in-place operations ------------------------------------------------------------------------
     def add_(self, other, alpha=1):
-        return ops.inplace(self, Tensor.__add__, other if alpha == 1 else other * alpha)
+        return ops.inplace_arith(self, Tensor.__add__, np.add, other if alpha == 1 else other * alpha)
 
     def sub_(self, other, alpha=1):
-        return ops.inplace(self, Tensor.__sub__, other if alpha == 1 else other * alpha)
+        return ops.inplace_arith(self, Tensor.__sub__, np.subtract, other if alpha == 1 else other * alpha)
 
     def mul_(self, other):
-        return ops.inplace(self, Tensor.__mul__, other)
+        return ops.inplace_arith(self, Tensor.__mul__, np.multiply, other)
 
     def div_(self, other):
-        return ops.inplace(self, Tensor.__truediv__, other)
+        return ops.inplace_arith(self, Tensor.__truediv__, np.divide, other)
 
     def pow_(self, other):
         return ops.inplace(self, Tensor.__pow__, other)
