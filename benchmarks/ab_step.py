@@ -4,7 +4,7 @@ Both train the 784-256-256-10 MLP from the same weights on the same batches; eac
 hand-written step and then one chainrule step (the plain PyTorch-style loop of ``mlp_chainrule``), so
 both see the same machine state.  Prints the median µs of each phase (chainrule / hand):
 
-* gather: the batch, uint8 images to float32 / 255;
+* gather: the batch, uint8 images to float32 / 255 (``Xt[idx].float().div_(255)`` / ``np.take`` + ``np.divide``);
 * forward: the model;  loss: cross-entropy (chainrule) / its gradient (hand);
 * backward: ``zero_grad`` + ``loss.backward()`` / the hand-written backward;  optimizer: the SGD step.
 
@@ -58,7 +58,7 @@ def run(batch: int, steps: int = 600, warmup: int = 100, replay: bool = False) -
         p.sgd_step()
         t.append(clock())
         u = [clock()]
-        xb, ybt = Xt[idx].float() / 255, yt[idx]
+        xb, ybt = Xt[idx].float().div_(255), yt[idx]
         u.append(clock())
         tape = train_step._tapes.get((xb.data.shape, xb.data.dtype, False, ybt.data.shape, ybt.data.dtype, False))
         if replay and tape.__class__ is Tape:     # TrainStep's replay, phase by phase

@@ -32,7 +32,7 @@ def epoch(batch_size: int, seed: int = 0, subset: int | None = None) -> tuple[fl
     t0 = time.perf_counter()
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
-        step(Xt[idx].float() / 255, yt[idx])
+        step(Xt[idx].float().div_(255), yt[idx])
     seconds = time.perf_counter() - t0
     if step.problem is not None:
         raise RuntimeError(f"TrainStep did not replay: {step.problem}")

@@ -4,7 +4,8 @@
 ``optim.SGD(lr=0.1, momentum=0.9)`` with its defaults, starting from the shared
 initial weights (``common.init_weights``) and visiting the training images in
 the shared shuffled order (``common.train_order``).  The images stay uint8 in
-one tensor; each batch is indexed, then ``.float() / 255``.  No torch.compile,
+one tensor; each batch is indexed, then ``.float().div_(255)`` (in place, as
+chainrule's worker does).  No torch.compile,
 no channels-last or other tuning: this is the eager baseline.
 
 The thread count comes from OMP_NUM_THREADS / ``torch.set_num_threads``, which
@@ -69,7 +70,7 @@ def epoch(batch_size: int, seed: int = 0, subset: int | None = None) -> tuple[fl
     t0 = time.perf_counter()
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
-        xb = X[idx].float() / 255
+        xb = X[idx].float().div_(255)
         yb = y[idx]
         loss = F.cross_entropy(model(xb), yb)
         opt.zero_grad()

@@ -57,7 +57,7 @@ def profile(batch: int, reps: int = 200) -> dict[str, float]:
 
     def step():
         idx = next_idx()
-        loss = mc.F.cross_entropy(model(Xt[idx].float() / 255), yt[idx])
+        loss = mc.F.cross_entropy(model(Xt[idx].float().div_(255)), yt[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()

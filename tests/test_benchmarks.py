@@ -31,7 +31,7 @@ def test_chainrule_and_hand_numpy_do_the_same_arithmetic(batch):
     Xt, yt = cr.from_numpy(X), cr.from_numpy(y)
     for start in range(0, subset, batch):
         idx = order[start:start + batch]
-        loss = F.cross_entropy(model(Xt[idx].float() / 255), yt[idx])
+        loss = F.cross_entropy(model(Xt[idx].float().div_(255)), yt[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -60,7 +60,7 @@ def test_trainstep_benchmark_matches_the_plain_loop_bit_for_bit():
         step = TrainStep(model, F.cross_entropy, opt, replay=replay)
         for start in range(0, 30 * 32, 32):
             idx = order[start:start + 32]
-            step(Xt[idx].float() / 255, yt[idx])
+            step(Xt[idx].float().div_(255), yt[idx])
         assert step.replays == (28 if replay else 0)
         models.append(model)
     for a, b in zip(*(m.parameters() for m in models)):
