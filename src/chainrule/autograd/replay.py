@@ -2,7 +2,7 @@
 
 An eager step pays Python work around every operation: the module call, the argument checks of
 ``F.linear``, ``Function.apply`` and the Tensor it makes, and in backward the engine's topological sort and
-bookkeeping.  For the MNIST MLP at batch 32, replaying instead takes 25–50 of the ~950 µs of a training
+bookkeeping.  For the MNIST MLP at batch 32, replaying instead takes 40–80 of the ~900 µs of a training
 step (``benchmarks/README.md``).  When a computation is *static* (the same operations, on arrays of the same
 shapes, every call), that work can be done once::
 
@@ -12,7 +12,8 @@ shapes, every call), that work can be done once::
 
 Replay calls the very ``forward`` and ``backward_np`` methods the eager run called, on the same arrays,
 in the same order, and accumulates gradients exactly as ``engine.run_backward`` does, so its results are
-bit for bit those of the eager run.  What it skips is only the Python around them.
+bit for bit those of the eager run.  What it skips is only the Python around them: the log is written out
+once as straight-line Python that makes those calls one after the other (``print(tape.code)`` shows it).
 
 What a log cannot stand for is found at record time and reported in ``Tape.problem`` (the tape is then
 never replayed): an in-place write into any tensor (``add_``, ``x[i] = v``, ``nn.ReLU(inplace=True)``: the
@@ -60,8 +61,8 @@ class Tape:
         self.n_inputs = n_inputs
         self.outputs = outputs        # the index (as in sources) of each output
         self.problem = problem        # why this tape must not be replayed (None: it can be)
-        self._values = None           # the Tensors of the last forward, for backward
-        self._nodes = None
+        self._program: _Program | None = None   # the replay as straight-line code, made at the first forward
+        self._state = None            # what the last forward left for backward
         consts = {}
         for entry in entries:
             for s in entry[2]:
@@ -128,82 +129,149 @@ class Tape:
     def forward(self, inputs):
         """Run the logged forwards on ``inputs`` (Tensors shaped as the recorded ones); return the
         outputs as Tensors without a graph (``tape.backward()`` differentiates them)."""
-        values = list(inputs)
-        nodes = []
-        for cls, params, sources, rg, needs in self.entries:
-            fn = _new(cls)
-            if params:
-                fn.__dict__.update(params)
-            ts = [values[s] if s.__class__ is int else s for s in sources]
-            out = fn.forward(*[t.data for t in ts])
-            if out.__class__ is not _ndarray:
-                out = _asarray(out)
-            if rg:
-                fn.inputs = tuple(ts)
-                fn.needs_input_grad = needs
-            t = _new(Tensor)                  # Tensor._make, inlined as in Function.apply (the hot path)
-            t.data = out
-            t.grad_fn = None
-            t.requires_grad = rg
-            t.grad = None
-            t._version = 0
-            values.append(t)
-            nodes.append(fn)
-        self._values, self._nodes = values, nodes
-        return tuple([Tensor._make(values[k].data) for k in self.outputs])
+        if self._program is None:
+            self._program = _Program(self)
+        outputs, self._state = self._program.forward(*inputs)
+        return outputs
 
     def backward(self) -> None:
         """Backpropagate from the first output of the last ``forward`` (a scalar) into the leaves'
         ``.grad``, exactly as ``loss.backward()`` would have; frees the saved values."""
-        values, nodes, plan = self._values, self._nodes, self._plan
-        if plan is None or nodes is None:
+        state, self._state = self._state, None
+        if self._plan is None or state is None:
             raise RuntimeError("Tape.backward: no forward to differentiate (or the first output needs no grad)")
-        self._values = self._nodes = None
-        base = self.n_inputs
-        root = plan[0][0]
-        seed = values[base + root].data
-        grads: dict[int, np.ndarray] = {root: np.ones(seed.shape, seed.dtype)}   # loss.backward()'s dL/dL
-        owned = set()
-        deliver = _engine._deliver_leaf
         prev = _fn._grad_enabled
         _fn._grad_enabled = False
         try:
-            for j, targets in plan:
-                g = grads.pop(j, None)
-                if g is None:
-                    continue
-                fn = nodes[j]
-                gins = fn.backward_np(g) if fn.backward_np is not None else fn.backward_via_tensors(g)
-                if gins.__class__ is not tuple:
-                    gins = (gins,)
-                for i, dest in targets:
-                    gi = gins[i] if i < len(gins) else None    # the engine zips inputs with gradients
-                    if gi is None:
-                        continue
-                    if gi.__class__ is not _ndarray:
-                        gi = _asarray(gi)
-                    if dest.__class__ is not int:
-                        if (dest.grad is None and gi is not g and gi.base is None and gi.flags.writeable
-                                and gi.dtype == dest.data.dtype):
-                            dest.grad = Tensor._make(gi)        # _deliver_leaf's common case, inlined
-                        else:
-                            deliver(dest, gi, g, False, None, None, True)
-                    elif dest < 0:
-                        deliver(values[-1 - dest], gi, g, False, None, None, True)
-                    else:
-                        k = dest - base
-                        cur = grads.get(k)
-                        if cur is None:
-                            grads[k] = gi
-                        elif k not in owned:            # as the engine: a fresh buffer, then add in place
-                            s = cur + gi
-                            grads[k] = s if s.__class__ is _ndarray else _asarray(s)
-                            owned.add(k)
-                        else:
-                            _add(cur, gi, out=cur)
-                nodes[j] = None
+            self._program.backward(*state)
         finally:
             _fn._grad_enabled = prev
+
+    @property
+    def code(self) -> str:
+        """The straight-line Python that ``forward`` and ``backward`` run (see ``_Program``)."""
+        if self._program is None:
+            self._program = _Program(self)
+        return self._program.source
+
+
+class _Program:
+    """A tape written out as two straight-line Python functions, compiled once and run at every replay.
+
+    Interpreting the log costs a loop iteration, list building and tuple lookups per operation; the
+    generated code does only what the eager run did around each ``forward``/``backward_np`` call. For a
+    tape of the MNIST MLP, ``print(tape.code)`` shows::
+
+        def forward(v0, v1):
+            f0 = new(C0)
+            a = f0.forward(v0.data, K0.data, K1.data)
+            ...
+
+    Names: ``v<k>`` the value in slot k (inputs first, then each entry's result), ``f<j>`` entry j's
+    Function, ``C<j>``/``P<j>``/``N<j>`` its class, keyword parameters and needs_input_grad, ``K<m>`` the
+    constants (parameters, loss weights), ``g<k>`` the gradient of value k during backward.
+    """
+
+    def __init__(self, tape: Tape):
+        n = tape.n_inputs
+        env: dict = {"new": _new, "Tensor": Tensor, "ndarray": _ndarray, "asarray": _asarray, "add": _add,
+                     "ones": np.ones, "make": Tensor._make, "deliver": _engine._deliver_leaf}
+        consts: dict[int, str] = {}
+
+        def name(s) -> str:
+            if s.__class__ is int:
+                return f"v{s}"
+            k = consts.get(id(s))
+            if k is None:
+                k = consts[id(s)] = f"K{len(consts)}"
+                env[k] = s
+            return k
+
+        fwd = [f"def forward({', '.join(f'v{i}' for i in range(n))}):"]
+        for j, (cls, params, sources, rg, needs) in enumerate(tape.entries):
+            env[f"C{j}"] = cls
+            fwd.append(f"    f{j} = new(C{j})")
+            if params:
+                env[f"P{j}"] = params
+                fwd.append(f"    f{j}.__dict__.update(P{j})")
+            args = [name(s) for s in sources]
+            fwd.append(f"    a = f{j}.forward({', '.join(a + '.data' for a in args)})")
+            fwd.append("    if a.__class__ is not ndarray:")
+            fwd.append("        a = asarray(a)")
+            if rg:
+                env[f"N{j}"] = needs
+                fwd.append(f"    f{j}.inputs = ({''.join(a + ', ' for a in args)})")
+                fwd.append(f"    f{j}.needs_input_grad = N{j}")
+            fwd.append(f"    v{n + j} = t = new(Tensor)")    # Tensor._make, inlined as in Function.apply
+            fwd.append(f"    t.data = a; t.grad_fn = None; t.requires_grad = {bool(rg)}; t.grad = None; t._version = 0")
+        outs = "".join(f"make(v{k}.data), " for k in tape.outputs)
+        nodes = "".join(f"f{j}, " for j, _ in tape._plan or ())
+        inputs = "".join(f"v{i}, " for i in range(n))
+        seed = f"v{n + tape._plan[0][0]}.data" if tape._plan else "None"
+        fwd.append(f"    return ({outs}), ([{nodes}], ({inputs}), {seed})")
+
+        bwd = self._backward_source(tape, name, env)
+        self.source = "\n".join(fwd) + "\n\n\n" + "\n".join(bwd) + "\n"
+        exec(compile(self.source, f"<replay of {len(tape.entries)} ops>", "exec"), env)
+        self.forward, self.backward = env["forward"], env["backward"]
+
+    @staticmethod
+    def _backward_source(tape: Tape, name, env) -> list[str]:
+        """``backward(nodes, inputs, seed)``: the plan's nodes newest first, with the engine's rules: a
+        value's first gradient is kept as is, a second one makes a fresh sum, later ones add into it."""
+        n, plan = tape.n_inputs, tape._plan or ()
+        order = [j for j, _ in plan]
+        lines = ["def backward(nodes, inputs, seed):"]
+        if not plan:
+            return lines + ["    pass"]
+        lines.append(f"    {''.join(f'f{j}, ' for j in order)}= nodes")
+        lines.append("    nodes.clear()      # each node (and what it saved) is freed once its backward ran")
+        contributions: dict[int, int] = {}
+        for _, targets in plan:
+            for _, dest in targets:
+                if dest.__class__ is int and dest >= n:
+                    contributions[dest] = contributions.get(dest, 0) + 1
+        for k, c in contributions.items():
+            lines.append(f"    g{k} = None" + (f"; o{k} = False" if c > 1 else ""))
+        root = n + order[0]
+        lines.append(f"    g{root} = ones(seed.shape, seed.dtype)   # dL/dL")
+        lines.append("    del seed")
+        for j, targets in plan:
+            cls = tape.entries[j][0]
+            k = n + j
+            call = "backward_np" if cls.backward_np is not None else "backward_via_tensors"
+            lines.append(f"    if g{k} is not None:   # {cls.__name__}")
+            lines.append(f"        gins = f{j}.{call}(g{k})")
+            lines.append("        if gins.__class__ is not tuple:")
+            lines.append("            gins = (gins,)")
+            for i, dest in targets:
+                lines.append(f"        gi = gins[{i}] if len(gins) > {i} else None")
+                lines.append("        if gi is not None:")
+                lines.append("            if gi.__class__ is not ndarray:")
+                lines.append("                gi = asarray(gi)")
+                if dest.__class__ is not int:                 # a constant leaf: _deliver_leaf's common case inlined
+                    leaf = name(dest)
+                    lines.append(f"            if ({leaf}.grad is None and gi is not g{k} and gi.base is None "
+                                 f"and gi.flags.writeable and gi.dtype == {leaf}.data.dtype):")
+                    lines.append(f"                {leaf}.grad = make(gi)")
+                    lines.append("            else:")
+                    lines.append(f"                deliver({leaf}, gi, g{k}, False, None, None, True)")
+                elif dest < 0:                                # an input of the call that requires grad
+                    lines.append(f"            deliver(inputs[{-1 - dest}], gi, g{k}, False, None, None, True)")
+                elif contributions[dest] == 1:
+                    lines.append(f"            g{dest} = gi")
+                else:
+                    lines.append(f"            if g{dest} is None:")
+                    lines.append(f"                g{dest} = gi")
+                    lines.append(f"            elif not o{dest}:   # as the engine: a fresh buffer, then add in place")
+                    lines.append(f"                g{dest} = g{dest} + gi")
+                    lines.append(f"                if g{dest}.__class__ is not ndarray:")
+                    lines.append(f"                    g{dest} = asarray(g{dest})")
+                    lines.append(f"                o{dest} = True")
+                    lines.append("            else:")
+                    lines.append(f"                add(g{dest}, gi, out=g{dest})")
+            lines.append(f"    f{j} = g{k} = gins = gi = None")
+        return lines
 
 
 def _same(a, b) -> bool:
