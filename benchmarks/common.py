@@ -394,6 +394,150 @@ def repeat_epoch(module: str, batch_size: int, seed: int = 0, subset: int | None
     }
 
 
+
+class EpochWorker:
+    """One competitor's MLP worker, kept alive so that the reps of all competitors can alternate in time.
+
+    The worker process imports ``module``, runs ``warmup`` untimed epochs, then runs one timed epoch
+    (with a ``LoadProbe``) per ``epoch()`` call, until ``close()``.  Alternating the competitors' reps
+    spreads slow drifts of the machine (other tenants of the host, its clock) over all of them instead
+    of charging them to whichever ran at the time; each competitor still has a process, and thread
+    pools, of its own.  A worker waiting for its next rep sleeps in a blocking read (no CPU).
+    """
+
+    def __init__(self, module: str, batch_size: int, seed: int, subset: int | None, warmup: int,
+                 threads: int | None):
+        args = json.dumps(dict(module=module, batch_size=batch_size, seed=seed, subset=subset,
+                               warmup=warmup, threads=threads))
+        code = (f"import sys; sys.path.insert(0, {str(BENCH_DIR)!r}); import common; "
+                f"common._epoch_server({args!r})")
+        self.module = module
+        self.proc = subprocess.Popen([sys.executable, "-c", code], env=child_env(threads), text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._read()                                  # "ready": imported and warmed up
+
+    def _read(self) -> Any:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith(RESULT_MARKER):
+                return json.loads(line[len(RESULT_MARKER):])
+        err = self.proc.stderr.read() if self.proc.stderr else ""
+        raise RuntimeError(f"worker {self.module} failed (exit {self.proc.wait()}):\n{err[-4000:]}")
+
+    def _send(self, command: str) -> Any:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def epoch(self) -> tuple[float, float, float | None]:
+        """One timed epoch: (seconds, test accuracy, other processes' share of the CPUs meanwhile)."""
+        t, acc, load = self._send("epoch")
+        return t, acc, load
+
+    def close(self) -> dict[str, Any]:
+        """Stop the worker; returns its peak RSS, ``extra_info()`` and BLAS pools."""
+        info = self._send("close")
+        self.proc.wait()
+        return info
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _epoch_server(args_json: str) -> None:
+    """Body of an ``EpochWorker`` process (reads commands on stdin, answers on stdout)."""
+    import importlib
+
+    a = json.loads(args_json)
+    mod = importlib.import_module(a["module"])
+    apply_torch_threads(a["threads"])
+
+    def run() -> tuple[float, float]:
+        return mod.epoch(a["batch_size"], a["seed"], subset=a["subset"])
+
+    for _ in range(a["warmup"]):
+        run()
+    print(RESULT_MARKER + json.dumps("ready"), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "epoch":
+            break
+        with LoadProbe() as probe:
+            t, acc = run()
+        print(RESULT_MARKER + json.dumps([t, acc, probe.foreign]), flush=True)
+    print(RESULT_MARKER + json.dumps({
+        "peak_rss_mb": peak_rss_mb(), "blas": blas_info(), "threads_env": os.environ.get("OMP_NUM_THREADS"),
+        "extra": mod.extra_info() if hasattr(mod, "extra_info") else {}}), flush=True)
+
+
+def interleaved_epochs(modules: dict[str, str], batch_size: int, seed: int = 0, subset: int | None = None,
+                       reps: int = 5, warmup: int = 1, redo_noisy: int = 0, threads: int | None = None,
+                       noisy_above: float = 0.10, on_rep: Callable[[str, float], None] | None = None
+                       ) -> dict[str, dict[str, Any]]:
+    """``repeat_epoch`` for several competitors at once, their reps alternating (see ``EpochWorker``).
+
+    ``modules`` maps names to modules.  Workers start (and warm up) one after the other; then each round
+    runs one epoch of every competitor that still needs a quiet rep, starting with a different one each
+    round.  A rep during which other processes used more than ``noisy_above`` of the CPUs is run again,
+    at most ``redo_noisy`` extra times per competitor.  Returns, per name, ``repeat_epoch``'s dict (or
+    ``{"error": ...}`` for a competitor whose worker failed).
+    """
+    workers: dict[str, EpochWorker] = {}
+    out: dict[str, dict[str, Any]] = {}
+    runs: dict[str, list[tuple[float, float, float | None]]] = {}
+    try:
+        for name, module in modules.items():
+            try:
+                workers[name] = EpochWorker(module, batch_size, seed, subset, warmup, threads)
+                runs[name] = []
+            except Exception as exc:      # one broken competitor is a row, not a crash
+                out[name] = {"error": str(exc)}
+
+        def noisy(load: float | None) -> bool:
+            return load is not None and load > noisy_above
+
+        def wanted(name: str) -> bool:
+            r = runs[name]
+            return sum(1 for x in r if not noisy(x[2])) < reps and len(r) < reps + max(0, redo_noisy)
+
+        names = list(workers)
+        round_no = 0
+        while any(wanted(n) for n in names):
+            for name in names[round_no % len(names):] + names[:round_no % len(names)]:
+                if not wanted(name):
+                    continue
+                # The last worker's BLAS/OpenMP threads spin for a while after its epoch: let them settle.
+                wait_for_quiet(5.0, sample=0.2)
+                try:
+                    runs[name].append(workers[name].epoch())
+                except Exception as exc:
+                    out[name] = {"error": str(exc)}
+                    workers.pop(name).kill()
+                    names.remove(name)
+                    continue
+                if on_rep is not None:
+                    on_rep(name, runs[name][-1][0])
+            round_no += 1
+        for name in names:
+            r = runs[name]
+
+            def rank(i: int, r=r) -> tuple[int, float, int]:
+                load = r[i][2]
+                return (1, load, i) if noisy(load) else (0, 0.0, i)   # quiet first, in run order
+
+            kept = sorted(sorted(range(len(r)), key=rank)[:reps])
+            info = workers.pop(name).close()
+            out[name] = {"module": modules[name], "batch_size": batch_size, "subset": subset,
+                         "times": [r[i][0] for i in kept], "accuracy": [r[i][1] for i in kept],
+                         "foreign_load": [r[i][2] for i in kept], "all_times": [x[0] for x in r],
+                         "all_foreign_load": [x[2] for x in r], **info}
+    finally:
+        for w in workers.values():
+            w.kill()
+    return {name: out[name] for name in modules}
+
 # ----------------------------------------------------------------- per-op chain
 # Shared by ops_chainrule and ops_torch (kept here so the chainrule worker never imports torch).
 

@@ -12,6 +12,8 @@ Benchmarks (``--only``, default all):
   lr 0.1, momentum 0.9) at batch 32, 128 and 1024, with 2 threads and with 1,
   for every competitor in ``COMPETITORS``.  Each (competitor, threads, batch)
   runs in a fresh process: ``--warmup`` untimed epochs, then ``--reps`` timed.
+  The competitors' processes stay up together and take turns, one timed epoch
+  each per round (``--sequential``: one competitor's reps after another's).
 * ``ops``: per-op overhead of a 100-op elementwise chain on a (8,) tensor.
 * ``scalar``: the same chain on scalars (0-d tensors, NumPy scalars, floats).
 * ``import``: wall time and peak RSS of ``import numpy/torch/chainrule``.
@@ -94,31 +96,47 @@ def run_mlp(args: argparse.Namespace, names: list[str]) -> list[dict[str, Any]]:
     results = []
     for threads in args.threads:
         for batch in args.batches:
+            present = {}
             for name in names:
                 module = COMPETITORS[name]
-                if not module_present(module):
+                if module_present(module):
+                    present[name] = module
+                else:
                     log(f"skip {name}: benchmarks/{module}.py not found")
-                    continue
-                quiet = common.wait_for_quiet(args.max_wait) if args.max_wait > 0 else None
-                log(f"mlp {name:9s} threads={threads} batch={batch:5d} ...")
-                t0 = time.perf_counter()
-                kwargs = dict(module=module, batch_size=batch, seed=args.seed,
-                              subset=args.subset, reps=args.reps, warmup=args.warmup,
-                              redo_noisy=args.redo_noisy)
-                try:
-                    res = common.run_in_subprocess("common", "repeat_epoch", kwargs,
-                                                   threads=threads)
-                except Exception as exc:  # keep going: one broken competitor is a row, not a crash
-                    log(f"  FAILED: {str(exc).strip().splitlines()[-1]}")
-                    res = {"error": str(exc)}
-                res.update(name=name, threads=threads, batch_size=batch,
-                           load_before=quiet, wall_s=time.perf_counter() - t0)
-                if "times" in res:
-                    s = common.summarize(res["times"])
-                    log(f"  median {s['median']:.3f}s  (min {s['min']:.3f}, max {s['max']:.3f})"
-                        f"  acc {res['accuracy'][-1]:.4f}")
-                results.append(res)
+            kwargs = dict(batch_size=batch, seed=args.seed, subset=args.subset, reps=args.reps,
+                          warmup=args.warmup, redo_noisy=args.redo_noisy)
+            if args.sequential:
+                for name, module in present.items():
+                    quiet = common.wait_for_quiet(args.max_wait) if args.max_wait > 0 else None
+                    log(f"mlp {name:9s} threads={threads} batch={batch:5d} ...")
+                    t0 = time.perf_counter()
+                    try:
+                        res = common.run_in_subprocess("common", "repeat_epoch", dict(module=module, **kwargs),
+                                                       threads=threads)
+                    except Exception as exc:  # keep going: one broken competitor is a row, not a crash
+                        res = {"error": str(exc)}
+                    results.append(_mlp_row(res, name, threads, batch, quiet, time.perf_counter() - t0))
+                continue
+            quiet = common.wait_for_quiet(args.max_wait) if args.max_wait > 0 else None
+            log(f"mlp threads={threads} batch={batch:5d}: {', '.join(present)}, reps alternating ...")
+            t0 = time.perf_counter()
+            rows = common.interleaved_epochs(present, threads=threads, **kwargs,
+                                             on_rep=lambda name, t: log(f"  {name:14s} {t:.3f}s"))
+            for name, res in rows.items():
+                results.append(_mlp_row(res, name, threads, batch, quiet, time.perf_counter() - t0))
     return results
+
+
+def _mlp_row(res: dict[str, Any], name: str, threads: int, batch: int, quiet: float | None,
+             wall_s: float) -> dict[str, Any]:
+    res.update(name=name, threads=threads, batch_size=batch, load_before=quiet, wall_s=wall_s)
+    if "times" in res:
+        s = common.summarize(res["times"])
+        log(f"  {name}: median {s['median']:.3f}s  (min {s['min']:.3f}, max {s['max']:.3f})"
+            f"  acc {res['accuracy'][-1]:.4f}")
+    else:
+        log(f"  {name} FAILED: {str(res.get('error', '')).strip().splitlines()[-1:]}")
+    return res
 
 
 def mlp_table(results: list[dict[str, Any]], ref: str | None, n_train: int) -> str:
@@ -300,6 +318,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--redo-noisy", type=int, default=None,
                     help="extra reps allowed per measurement to replace reps during which "
                          "other processes used >10%% of the CPUs (default: --reps)")
+    ap.add_argument("--sequential", action="store_true",
+                    help="MLP: run each competitor's reps in one go, one competitor after the other (default: "
+                         "every competitor's worker stays up and their reps alternate, so slow drifts of "
+                         "the machine hit all of them alike)")
     ap.add_argument("--json", default=None, help="also write all results to this JSON file")
     args = ap.parse_args(argv)
     args.only = [b.strip() for b in args.only.split(",") if b.strip()]
