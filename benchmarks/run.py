@@ -13,7 +13,8 @@ Benchmarks (``--only``, default all):
   for every competitor in ``COMPETITORS``.  Each (competitor, threads, batch)
   runs in a fresh process: ``--warmup`` untimed epochs, then ``--reps`` timed.
   The competitors' processes stay up together and take turns, one timed epoch
-  each per round (``--sequential``: one competitor's reps after another's).
+  each per round (``--sequential``: one competitor's reps after another's);
+  ``--processes N`` repeats that with N fresh sets of processes and pools the reps.
 * ``ops``: per-op overhead of a 100-op elementwise chain on a (8,) tensor.
 * ``scalar``: the same chain on scalars (0-d tensors, NumPy scalars, floats).
 * ``import``: wall time and peak RSS of ``import numpy/torch/chainrule``.
@@ -118,13 +119,34 @@ def run_mlp(args: argparse.Namespace, names: list[str]) -> list[dict[str, Any]]:
                     results.append(_mlp_row(res, name, threads, batch, quiet, time.perf_counter() - t0))
                 continue
             quiet = common.wait_for_quiet(args.max_wait) if args.max_wait > 0 else None
-            log(f"mlp threads={threads} batch={batch:5d}: {', '.join(present)}, reps alternating ...")
             t0 = time.perf_counter()
-            rows = common.interleaved_epochs(present, threads=threads, **kwargs,
-                                             on_rep=lambda name, t: log(f"  {name:14s} {t:.3f}s"))
-            for name, res in rows.items():
+            pooled: dict[str, dict[str, Any]] = {}
+            for p in range(args.processes):
+                log(f"mlp threads={threads} batch={batch:5d}: {', '.join(present)}, reps alternating "
+                    f"(processes {p + 1}/{args.processes}) ...")
+                rows = common.interleaved_epochs(present, threads=threads, **kwargs,
+                                                 on_rep=lambda name, t: log(f"  {name:14s} {t:.3f}s"))
+                for name, res in rows.items():
+                    _pool(pooled, name, res)
+            for name, res in pooled.items():
                 results.append(_mlp_row(res, name, threads, batch, quiet, time.perf_counter() - t0))
     return results
+
+
+def _pool(pooled: dict[str, dict[str, Any]], name: str, res: dict[str, Any]) -> None:
+    """Add one process's results for ``name`` to ``pooled``: reps are concatenated, the peak RSS is the
+    largest, and ``process_medians`` keeps each process's median (their spread is the run's layout luck)."""
+    if "times" in res:
+        res["process_medians"] = [statistics.median(res["times"])]
+    old = pooled.get(name)
+    if old is None or "times" not in old:
+        pooled[name] = res
+        return
+    if "times" not in res:
+        return
+    for key in ("times", "accuracy", "foreign_load", "all_times", "all_foreign_load", "process_medians"):
+        old[key] = old[key] + res[key]
+    old["peak_rss_mb"] = max(old["peak_rss_mb"], res["peak_rss_mb"])
 
 
 def _mlp_row(res: dict[str, Any], name: str, threads: int, batch: int, quiet: float | None,
@@ -143,16 +165,18 @@ def mlp_table(results: list[dict[str, Any]], ref: str | None, n_train: int) -> s
     ok = [r for r in results if "times" in r]
     ref_time = {(r["threads"], r["batch_size"]): statistics.median(r["times"])
                 for r in ok if r["name"] == ref}
+    per_process = any(len(r.get("process_medians", ())) > 1 for r in ok)
     lines = [
         f"### MLP 784-256-256-10, one epoch ({n_train:,} images), SGD lr 0.1 momentum 0.9",
         "",
         f"| competitor | threads | batch | epoch s (median) | min–max | × {ref} | test acc "
-        "| other load | peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| other load | peak RSS MB |" + (" process medians |" if per_process else ""),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---|" if per_process else ""),
     ]
     for r in results:
         if "times" not in r:
-            lines.append(f"| {r['name']} | {r['threads']} | {r['batch_size']} | failed | | | | | |")
+            lines.append(f"| {r['name']} | {r['threads']} | {r['batch_size']} | failed | | | | | |"
+                         + (" |" if per_process else ""))
             continue
         s = common.summarize(r["times"])
         base = ref_time.get((r["threads"], r["batch_size"]))
@@ -165,7 +189,8 @@ def mlp_table(results: list[dict[str, Any]], ref: str | None, n_train: int) -> s
             load += " ⚠"
         lines.append(
             f"| {r['name']} | {r['threads']} | {r['batch_size']} | {fmt_s(s['median'])} | "
-            f"{fmt_s(s['min'])}–{fmt_s(s['max'])} | {ratio} | {acc} | {load} | {r['peak_rss_mb']:.0f} |")
+            f"{fmt_s(s['min'])}–{fmt_s(s['max'])} | {ratio} | {acc} | {load} | {r['peak_rss_mb']:.0f} |"
+            + (f" {' / '.join(fmt_s(m) for m in r.get('process_medians', []))} |" if per_process else ""))
     lines += [
         "",
         f"× {ref}: median epoch time divided by {ref}'s at the same threads and batch (> 1 = slower).",
@@ -318,6 +343,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--redo-noisy", type=int, default=None,
                     help="extra reps allowed per measurement to replace reps during which "
                          "other processes used >10%% of the CPUs (default: --reps)")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="MLP: run every competitor in this many fresh processes, one after another, and pool "
+                         "their reps (--reps each): a process's speed depends on where its memory lands, "
+                         "by up to ~8 %% here, so more processes give a steadier median")
     ap.add_argument("--sequential", action="store_true",
                     help="MLP: run each competitor's reps in one go, one competitor after the other (default: "
                          "every competitor's worker stays up and their reps alternate, so slow drifts of "
@@ -330,6 +359,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             ap.error(f"--only: unknown benchmark {b!r} (choose from {', '.join(BENCHES)})")
     args.batches = [int(b) for b in args.batches.split(",")]
     args.threads = [int(t) for t in args.threads.split(",")]
+    if args.processes < 1:
+        ap.error("--processes must be at least 1")
+    if args.sequential and args.processes != 1:
+        ap.error("--processes pools interleaved runs; it does not combine with --sequential")
     if args.reps is None:
         args.reps = 3 if args.quick else 5
     if args.redo_noisy is None:
