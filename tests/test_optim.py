@@ -814,3 +814,43 @@ def test_public_names():
     for name in ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]:
         assert hasattr(optim, name)
     assert "momentum" in repr(SGD(cr_params(make_arrays(np.float32)), momentum=0.9))
+
+
+# ---- memory placement ---------------------------------------------------------------------------------
+def _page_offset(a):
+    return a.ctypes.data % 4096
+
+
+def test_parameters_and_optimizer_buffers_start_at_staggered_page_offsets():
+    """Large parameters start at rotating offsets within a 4 KiB page, and each optimizer buffer a fixed
+    number of quarter-pages after its parameter, so arrays streamed together never share a page offset
+    (chainrule._malloc.empty); small arrays are allocated as usual."""
+    from chainrule import _malloc
+    layers = [cr.nn.Linear(784, 256), cr.nn.Linear(256, 256)]
+    weights = [lin.weight.data for lin in layers]
+    assert len({_page_offset(w) for w in weights}) == len(weights)
+    for w in weights:
+        assert w.flags.c_contiguous and w.flags.writeable and w.dtype == np.float32
+    params = [p for lin in layers for p in lin.parameters()]
+    for p in params:
+        p.grad = cr.tensor(np.ones(p.shape, np.float32))
+    sgd, adam = SGD(params, lr=0.1, momentum=0.9), Adam(params, amsgrad=True)
+    sgd.step()
+    adam.step()
+    for w in (layers[0].weight, layers[1].weight):
+        base = _page_offset(w.data)
+        assert _page_offset(sgd.state[w]["momentum_buffer"].data) == (base + 2048) % 4096
+        shifts = {(_page_offset(adam.state[w][k].data) - base) % 4096
+                  for k in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
+        assert shifts == {1024, 2048, 3072}
+        np.testing.assert_array_equal(sgd.state[w]["momentum_buffer"].data, 1.0)   # the first step's gradient
+    # a loaded state is placed the same way
+    again = SGD(params, lr=0.1, momentum=0.9)
+    again.load_state_dict(sgd.state_dict())
+    w = layers[0].weight
+    assert _page_offset(again.state[w]["momentum_buffer"].data) == (_page_offset(w.data) + 2048) % 4096
+    small = _malloc.empty((10,), np.float32)
+    assert small.base is None and small.shape == (10,)
+    big = _malloc.empty((3, 5000), np.float64, like=weights[0], shift=512)
+    assert big.shape == (3, 5000) and big.dtype == np.float64 and big.flags.c_contiguous
+    assert _page_offset(big) == (_page_offset(weights[0]) + 512) % 4096

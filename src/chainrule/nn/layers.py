@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import _dtypes
+from .. import _dtypes, _malloc
 from .. import random as _random
 from ..autograd import ops as _ops
 from ..autograd.function import Function
@@ -51,9 +51,11 @@ class Linear(Module):
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         dt = _dtypes.as_dtype(dtype) or _dtypes.get_default_dtype()
-        self.weight = Parameter(np.empty((self.out_features, self.in_features), dtype=dt))
+        # Staggered within a page, so the weights, their gradients and optimizer buffers don't alias
+        # (``chainrule._malloc.empty``).
+        self.weight = Parameter(_malloc.empty((self.out_features, self.in_features), dt))
         if bias:
-            self.bias = Parameter(np.empty((self.out_features,), dtype=dt))
+            self.bias = Parameter(_malloc.empty((self.out_features,), dt))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()

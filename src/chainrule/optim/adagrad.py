@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Tensor
 from .optimizer import Optimizer, _check_nonnegative, _torch_switches
 
 __all__ = ["Adagrad"]
@@ -55,7 +54,7 @@ class Adagrad(Optimizer):
         state = self.state[p]
         if not state:
             state["step"] = 0
-            state["sum"] = Tensor._make(np.full_like(p.data, float(group["initial_accumulator_value"])))
+            state["sum"] = self._new_state(p.data, "sum", float(group["initial_accumulator_value"]))
         return state
 
     def _step_group(self, group):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Tensor
 from .optimizer import Optimizer, _check_betas, _check_nonnegative, _torch_switches
 
 __all__ = ["Adam", "AdamW"]
@@ -71,10 +70,10 @@ class Adam(Optimizer):
             state = self.state[p]
             if not state:
                 state["step"] = 0
-                state["exp_avg"] = Tensor._make(np.zeros_like(param))
-                state["exp_avg_sq"] = Tensor._make(np.zeros_like(param))
+                state["exp_avg"] = self._new_state(param, "exp_avg")
+                state["exp_avg_sq"] = self._new_state(param, "exp_avg_sq")
             if amsgrad and "max_exp_avg_sq" not in state:
-                state["max_exp_avg_sq"] = Tensor._make(np.zeros_like(param))
+                state["max_exp_avg_sq"] = self._new_state(param, "max_exp_avg_sq")
             state["step"] += 1
             t = state["step"]
             m = state["exp_avg"].data

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd import Tensor
 from .optimizer import Optimizer, _check_nonnegative, _torch_switches
 
 __all__ = ["RMSprop"]
@@ -71,11 +70,11 @@ class RMSprop(Optimizer):
             state = self.state[p]
             if not state:
                 state["step"] = 0
-                state["square_avg"] = Tensor._make(np.zeros_like(param))
+                state["square_avg"] = self._new_state(param, "square_avg")
             if momentum > 0 and "momentum_buffer" not in state:
-                state["momentum_buffer"] = Tensor._make(np.zeros_like(param))
+                state["momentum_buffer"] = self._new_state(param, "momentum_buffer")
             if centered and "grad_avg" not in state:
-                state["grad_avg"] = Tensor._make(np.zeros_like(param))
+                state["grad_avg"] = self._new_state(param, "grad_avg")
             state["step"] += 1
             g = self._effective_grad(param, grad, weight_decay, maximize)
             v = state["square_avg"].data

@@ -6,7 +6,6 @@ import functools
 
 import numpy as np
 
-from ..autograd import Tensor
 from .optimizer import Optimizer, _as_float, _check_nonnegative, _torch_switches
 
 __all__ = ["SGD"]
@@ -87,7 +86,7 @@ class SGD(Optimizer):
             state = state_of[p]
             buf_t = state.get("momentum_buffer")
             if buf_t is None:                       # first step: the buffer is the gradient
-                buf_t = state["momentum_buffer"] = Tensor._make(g.copy())
+                buf_t = state["momentum_buffer"] = self._new_state(param, "momentum_buffer", g, g.dtype)
                 first = True
             else:
                 first = False
