@@ -2,7 +2,7 @@
 
 An eager step pays Python work around every operation: the module call, the argument checks of
 ``F.linear``, ``Function.apply`` and the Tensor it makes, and in backward the engine's topological sort and
-bookkeeping.  For the MNIST MLP at batch 32, replaying instead takes 40–80 of the ~900 µs of a training
+bookkeeping.  For the MNIST MLP at batch 32, replaying instead takes 50–115 of the ~900 µs of a training
 step (``benchmarks/README.md``).  When a computation is *static* (the same operations, on arrays of the same
 shapes, every call), that work can be done once::
 
