@@ -67,3 +67,34 @@ def test_trainstep_benchmark_matches_the_plain_loop_bit_for_bit():
         assert np.array_equal(a.data, b.data)
     seconds, acc = step_module.epoch(64, seed=0, subset=64 * 20)
     assert seconds > 0 and 0.3 < acc <= 1.0
+
+
+def test_interleaved_workers_take_turns_and_report_a_broken_competitor(tmp_path, monkeypatch):
+    """The MLP harness keeps one worker process per competitor and alternates their timed epochs (starting
+    with a different competitor each round); a competitor whose worker fails is an error row, the others
+    still run; the reps are each worker's own epochs."""
+    import common
+
+    log = tmp_path / "calls.txt"
+    for name, body in (("fake_a", "return 0.25, 0.5"), ("fake_b", "return 0.5, 0.75"),
+                       ("fake_bad", "raise ValueError('broken competitor')")):
+        (tmp_path / f"{name}.py").write_text(
+            "import os\n"
+            "def epoch(batch_size, seed=0, subset=None):\n"
+            f"    with open({str(log)!r}, 'a') as f:\n"
+            f"        f.write({name!r} + ' ' + str(batch_size) + ' ' + str(os.getpid()) + '\\n')\n"
+            f"    {body}\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    out = common.interleaved_epochs({"a": "fake_a", "bad": "fake_bad", "b": "fake_b"}, batch_size=8, reps=2,
+                                    warmup=1, threads=1)
+    assert list(out) == ["a", "bad", "b"]
+    assert "broken competitor" in out["bad"]["error"]
+    assert out["a"]["times"] == [0.25, 0.25] and out["a"]["accuracy"] == [0.5, 0.5]
+    assert out["b"]["times"] == [0.5, 0.5] and out["b"]["accuracy"] == [0.75, 0.75]
+    assert out["a"]["peak_rss_mb"] > 0 and out["b"]["batch_size"] == 8
+    calls = [line.split() for line in log.read_text().splitlines()]
+    timed = [name for name, _, _ in calls[3:]]             # after each worker's warm-up epoch
+    assert [name for name, _, _ in calls[:3]] == ["fake_a", "fake_bad", "fake_b"]
+    assert timed == ["fake_a", "fake_b", "fake_b", "fake_a"]   # round 2 starts with the next competitor
+    pids = {name: {pid for n, _, pid in calls if n == name} for name in ("fake_a", "fake_b")}
+    assert all(len(p) == 1 for p in pids.values()) and pids["fake_a"] != pids["fake_b"]
