@@ -1,4 +1,7 @@
-"""Keep freed memory in the process, so large temporaries don't page-fault on every training step.
+"""Where arrays live: freed memory stays in the process (``tune``), and long-lived arrays start at chosen
+offsets within a page (``empty``).
+
+Keeping freed memory means large temporaries don't page-fault on every training step:
 
 NumPy allocates every array with ``malloc``.  glibc serves blocks above 128 KiB with fresh ``mmap``
 pages and hands them back to the kernel on ``free``; a training step that creates and drops the same
