@@ -98,3 +98,16 @@ def test_interleaved_workers_take_turns_and_report_a_broken_competitor(tmp_path,
     assert timed == ["fake_a", "fake_b", "fake_b", "fake_a"]   # round 2 starts with the next competitor
     pids = {name: {pid for n, _, pid in calls if n == name} for name in ("fake_a", "fake_b")}
     assert all(len(p) == 1 for p in pids.values()) and pids["fake_a"] != pids["fake_b"]
+
+
+def test_run_options_for_processes_and_order():
+    """--processes N pools N sets of interleaved workers; it must be at least 1 and does not combine with
+    --sequential (one competitor after another)."""
+    import run
+
+    args = run.parse_args(["--only", "mlp", "--processes", "3"])
+    assert args.processes == 3 and not args.sequential
+    assert run.parse_args(["--sequential"]).processes == 1
+    for bad in (["--processes", "0"], ["--sequential", "--processes", "2"]):
+        with pytest.raises(SystemExit):
+            run.parse_args(bad)
