@@ -3,7 +3,8 @@
 For a batch size B it times, each as the median of many repetitions inside the real training loop's
 working set:
 
-* the whole step (gather + forward + loss + backward + optimizer), as ``mlp_chainrule`` runs it;
+* the whole step (gather + forward + loss + backward + optimizer), as ``mlp_chainrule`` runs it (with
+  ``--step``: as ``mlp_chainrule_step`` does, through ``train.TrainStep``);
 * GEMM: the eight matrix products of the step done with NumPy alone (3 forward, 5 backward: the
   first layer needs no input gradient);
 * elementwise: the same step's elementwise work done with NumPy alone (batch scaling, bias adds,
@@ -12,7 +13,7 @@ working set:
 * Python: what is left — chainrule's own overhead (modules, graph recording, the backward engine,
   allocation of fresh arrays).
 
-Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_step.py [--threads 2]``
+Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/profile_step.py [--threads 2] [--step]``
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ except ImportError:
 import mlp_chainrule as mc
 from common import load_mnist, timeit, train_order
 
+from chainrule.train import TrainStep
+
 F32 = np.float32
 
 
@@ -40,11 +43,12 @@ def _median_us(fn, reps: int) -> float:
     return statistics.median(timeit(fn, reps)) * 1e6
 
 
-def profile(batch: int, reps: int = 200) -> dict[str, float]:
+def profile(batch: int, reps: int = 200, replay: bool = False) -> dict[str, float]:
     X, y = load_mnist("train")
     order = train_order(len(X), 0)
     model = mc.build_model(0)
     opt = cr.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    train_step = TrainStep(model, mc.F.cross_entropy, opt, replay=replay)
     Xt, yt = cr.from_numpy(X), cr.from_numpy(y)
     W = [m.weight.data for m in model if isinstance(m, cr.nn.Linear)]
     b = [m.bias.data for m in model if isinstance(m, cr.nn.Linear)]
@@ -57,10 +61,7 @@ def profile(batch: int, reps: int = 200) -> dict[str, float]:
 
     def step():
         idx = next_idx()
-        loss = mc.F.cross_entropy(model(Xt[idx].float().div_(255)), yt[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        train_step(Xt[idx].float().div_(255), yt[idx])   # replay=False: the plain loop's body, eagerly
 
     def optimizer():
         opt.step()
@@ -118,6 +119,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--batches", default="32,1024")
+    ap.add_argument("--step", action="store_true", help="profile the step through train.TrainStep (replayed)")
     args = ap.parse_args()
     if args.threads:
         cr.set_num_threads(args.threads)
@@ -125,7 +127,7 @@ def main() -> None:
     print("| batch | step µs | GEMM | elementwise | optimizer | Python + allocation |")
     print("|---:|---:|---:|---:|---:|---:|")
     for bs in map(int, args.batches.split(",")):
-        r = profile(bs)
+        r = profile(bs, replay=args.step)
         t = r["total_us"]
         cells = [f"{r[k]:.0f} ({100 * r[k] / t:.0f} %)" for k in ("gemm_us", "elementwise_us", "optimizer_us",
                                                                "python_us")]
