@@ -576,6 +576,22 @@ def test_tape_code_is_the_straight_line_replay_and_backward_frees_the_nodes():
     assert x.grad is not None and w.grad is not None
 
 
+def test_an_error_in_a_replayed_step_names_the_op_and_shows_the_replay_line():
+    """A bad batch met during replay raises the op's own error, and the traceback shows the generated line."""
+    import traceback
+    cr.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
+    step = TrainStep(model, F.cross_entropy, optim.SGD(model.parameters(), lr=0.1))
+    x = cr.tensor(np.random.default_rng(0).random((4, 8)).astype(np.float32))
+    for _ in range(3):
+        step(x, cr.tensor(np.arange(4) % 3))
+    assert step.replays == 1
+    with pytest.raises(IndexError, match="target value 7 is out of range for 3 classes") as info:
+        step(x, cr.tensor([0, 1, 2, 7]))
+    text = "".join(traceback.format_exception(info.value))
+    assert "<replay " in text and ".forward(v" in text
+
+
 def test_tape_replay_matches_eager_forward_and_backward():
     rng = np.random.default_rng(7)
     w = nn.Parameter(cr.tensor(rng.standard_normal((4, 3)).astype(np.float32)))

@@ -32,6 +32,9 @@ a safe training step on this module.
 
 from __future__ import annotations
 
+import itertools
+import linecache
+
 import numpy as np
 
 from . import engine as _engine
@@ -42,6 +45,7 @@ from .tensor import Tensor
 __all__ = ["Tape", "record"]
 
 _new = object.__new__
+_programs = itertools.count(1)   # numbers the generated programs' file names (shown in tracebacks)
 _ndarray = np.ndarray
 _asarray = np.asarray
 _add = np.add
@@ -212,7 +216,9 @@ class _Program:
 
         bwd = self._backward_source(tape, name, env)
         self.source = "\n".join(fwd) + "\n\n\n" + "\n".join(bwd) + "\n"
-        exec(compile(self.source, f"<replay of {len(tape.entries)} ops>", "exec"), env)
+        filename = f"<replay {next(_programs)}: {len(tape.entries)} ops>"
+        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)  # tracebacks
+        exec(compile(self.source, filename, "exec"), env)
         self.forward, self.backward = env["forward"], env["backward"]
 
     @staticmethod
