@@ -225,16 +225,17 @@ def _increments(replays):
     return [b - a for a, b in zip([0] + replays[:-1], replays)]
 
 
-def test_eval_and_train_make_the_step_record_again():
+def test_eval_and_train_make_the_step_record_again_unless_the_model_is_back_as_recorded():
     def build():
         return nn.Sequential(nn.Linear(5, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 3))
 
     events = {8: lambda m, o: m.eval(),                        # dropout off: a replayed mask would show
-              12: lambda m, o: m.train(),
-              18: lambda m, o: (m.eval(), m.train())}
+              12: lambda m, o: m.train(),                      # back to training, but logged in eval mode
+              18: lambda m, o: (m.eval(), m.train()),          # a validation pass: the logs still hold
+              21: lambda m, o: setattr(m[2], "p", 0.25)}       # a real change
     _eager, stepped = _both(build, nn.CrossEntropyLoss, _sgd, _batches(STEPS, 5), events=events)
     assert stepped.step.problem is None
-    expected = [0, 0] + [1] * 6 + [0, 0, 1, 1] + [0, 0] + [1] * 4 + [0, 0] + [1] * 4
+    expected = [0, 0] + [1] * 6 + [0, 0, 1, 1] + [0, 0] + [1] * 4 + [1] * 3 + [0, 0, 1]
     assert _increments(stepped.replays) == expected
 
 
@@ -696,17 +697,32 @@ class _Replays(Callback):
         self.problem = self.trainer.train_step().problem
 
 
-def _fit(replay):
+def _fit(replay, validate=False):
     X, y = toy.spirals(300, classes=3, seed=0)
     cr.manual_seed(0)
     model = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, 3))
     opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     loader = DataLoader(TensorDataset(X, y), batch_size=16, shuffle=True)
+    val = DataLoader(TensorDataset(X[:64], y[:64]), batch_size=32) if validate else None
     probe = _Replays()
     cr.manual_seed(1)
     kwargs = {} if replay is None else {"replay": replay}
-    history = fit(model, nn.CrossEntropyLoss(), opt, loader, epochs=3, verbose=0, callbacks=[probe], **kwargs)
+    history = fit(model, nn.CrossEntropyLoss(), opt, loader, epochs=3, val_loader=val, verbose=0, callbacks=[probe],
+                  **kwargs)
     return model, history, probe
+
+
+def test_fit_with_validation_keeps_replaying_across_epochs():
+    """Validation switches the model to eval() and back to train() every epoch; the logs still describe the
+    model afterwards, so the step does not record again: as many replays as without validation, and the same
+    weights as fit without replay."""
+    model_v, hist_v, probe_v = _fit(None, validate=True)
+    _model, _hist, probe = _fit(None)
+    model_e, hist_e, _probe_e = _fit(False, validate=True)
+    assert probe_v.problem is None and probe_v.replays == probe.replays == 3 * 19 - 4   # 2 recordings per shape
+    for a, b in zip(model_v.parameters(), model_e.parameters()):
+        assert np.array_equal(a.data, b.data)
+    assert hist_v.history["val_loss"] == hist_e.history["val_loss"]
 
 
 def test_fit_with_replay_is_bit_identical_to_fit_without():

@@ -23,7 +23,7 @@ eagerly, while ``autograd.replay`` logs the operations of the forward pass; when
 operations, same constants, no in-place writes, no side effects), later calls
 replay the log: the same ``forward`` and ``backward_np`` methods on the new batch, without the module calls,
 argument checks, graph recording and engine bookkeeping around them.  The optimizer step runs as usual.
-On the MNIST MLP that takes 25–50 µs off a ~950 µs step at batch 32, 2–7 % of an epoch
+On the MNIST MLP that takes 50–115 µs off a ~900 µs step at batch 32, 5–12 % of an epoch
 (``benchmarks/README.md``).
 
 Replaying skips the Python code of the model and the loss, so it is only done where that code is known
@@ -33,8 +33,9 @@ the model and the loss are chainrule's own (``nn.Linear``, ``nn.ReLU``, ``nn.Cro
 runs eagerly unless you pass ``replay=True``.
 
 A log is replayed only while it still describes the model: any change to a module (an attribute,
-parameter, buffer or child assigned, ``train()``/``eval()``) makes the next calls record again, and so
-does a parameter whose shape, dtype or ``requires_grad`` changed.  A model that changes its own
+parameter, buffer or child assigned, ``train()``/``eval()``) makes the next calls record again, unless the
+modules are back to holding exactly the objects the log was made with (``eval()`` for validation, then
+``train()``); so does a parameter whose shape, dtype or ``requires_grad`` changed.  A model that changes its own
 attributes in ``forward``, or computes something the log cannot stand for, runs eagerly for good
 (``step.problem`` says why).  What no log can see is a branch taken in Python on the data's *values*
 (``if x.sum() > 0: ...``) or a side effect that is not a tensor operation (printing, counting calls):
@@ -92,11 +93,13 @@ class TrainStep:
         self.replays = 0
         self.problem: str | None = None
         self._tapes: dict = {}
-        self._mutations = -1
+        self._mutations = -1          # nn.module._mutations when the modules were last looked at
+        self._recorded: list | None = None   # the modules' snapshot the tapes were recorded with
 
     def reset(self) -> None:
         """Forget the logs (the next calls record again) and turn replaying back on."""
         self._tapes.clear()
+        self._recorded = None
         self.problem = None
 
     def __call__(self, x, y) -> Tensor:
@@ -104,8 +107,13 @@ class TrainStep:
                 and x.grad_fn is None and y.grad_fn is None and x is not y
                 and _fn._grad_enabled and not _fn._anomaly):
             if _module._mutations != self._mutations:
-                self._tapes.clear()
+                # Some module changed somewhere: keep the logs only if the model and the loss hold what they
+                # held when the logs were made (eval() for a validation pass, then train() again).
                 self._mutations = _module._mutations
+                now = self._snapshot()
+                if self._recorded is None or not _same_snapshot(now, self._recorded):
+                    self._tapes.clear()
+                    self._recorded = now
             key = (x.data.shape, x.data.dtype, x.requires_grad, y.data.shape, y.data.dtype, y.requires_grad)
             tape = self._tapes.get(key)
             if tape.__class__ is Tape and tape.valid():
@@ -133,7 +141,7 @@ class TrainStep:
         before = self._snapshot()
         (loss, out), tape = record(self._forward, (x, y))
         problem = tape.problem
-        if self._snapshot() != before:
+        if not _same_snapshot(self._snapshot(), before):
             problem = "the model or the loss changed its own attributes in forward"
         elif problem is None and not (loss.requires_grad and loss.data.size == 1):
             problem = "the loss is not a scalar that requires grad"
@@ -156,12 +164,13 @@ class TrainStep:
         return self._step(loss, out)
 
     def _snapshot(self) -> list:
-        """What each module of the model and the loss holds (attributes, parameters, buffers, children)."""
+        """What each module of the model and the loss holds (attributes, parameters, buffers, children): the
+        objects themselves, compared by identity (``_same_snapshot``; holding them means no id is reused)."""
         mods = list(self.model.modules()) if isinstance(self.model, _module.Module) else []
         if isinstance(self.loss_fn, _module.Module):
             mods += list(self.loss_fn.modules())
-        return [(m, [(k, id(v)) for k, v in m.__dict__.items()],
-                 [(k, id(v)) for reg in (m._parameters, m._buffers, m._modules) for k, v in reg.items()])
+        return [(m, list(m.__dict__.items()),
+                 [(k, v) for reg in (m._parameters, m._buffers, m._modules) for k, v in reg.items()])
                 for m in mods]
 
     def _replay(self, tape: Tape, x: Tensor, y: Tensor) -> Tensor:
@@ -173,6 +182,19 @@ class TrainStep:
         self.output = out
         self.replays += 1
         return loss
+
+
+def _same_snapshot(a: list, b: list) -> bool:
+    """Whether two ``TrainStep._snapshot`` lists hold the same modules with the same objects under the same names."""
+    if len(a) != len(b):
+        return False
+    for (m, attrs, regs), (m2, attrs2, regs2) in zip(a, b):
+        if m is not m2 or len(attrs) != len(attrs2) or len(regs) != len(regs2):
+            return False
+        for (k, v), (k2, v2) in zip(attrs + regs, attrs2 + regs2):
+            if k != k2 or v is not v2:
+                return False
+    return True
 
 
 def _builtin(model, loss_fn) -> bool:
