@@ -587,6 +587,7 @@ def test_an_error_in_a_replayed_step_names_the_op_and_shows_the_replay_line():
     for _ in range(3):
         step(x, cr.tensor(np.arange(4) % 3))
     assert step.replays == 1
+    assert step.tape is not None and step.tape.code.startswith("def forward(v0, v1):")
     with pytest.raises(IndexError, match="target value 7 is out of range for 3 classes") as info:
         step(x, cr.tensor([0, 1, 2, 7]))
     text = "".join(traceback.format_exception(info.value))

@@ -167,7 +167,7 @@ class _Program:
     tape of the MNIST MLP, ``print(tape.code)`` shows::
 
         def forward(v0, v1):
-            f0 = new(C0)
+            f0 = new(C0)   # Linear
             a = f0.forward(v0.data, K0.data, K1.data)
             ...
 
@@ -194,7 +194,7 @@ class _Program:
         fwd = [f"def forward({', '.join(f'v{i}' for i in range(n))}):"]
         for j, (cls, params, sources, rg, needs) in enumerate(tape.entries):
             env[f"C{j}"] = cls
-            fwd.append(f"    f{j} = new(C{j})")
+            fwd.append(f"    f{j} = new(C{j})   # {cls.__name__}")
             if params:
                 env[f"P{j}"] = params
                 fwd.append(f"    f{j}.__dict__.update(P{j})")

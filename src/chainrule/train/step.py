@@ -80,6 +80,8 @@ class TrainStep:
         output: the model's output of the last call (without a graph), e.g. for metrics.
         replays: how many calls were replayed.
         problem: why replaying was turned off (None while it is on).
+        tape: the ``autograd.replay.Tape`` the last call replayed (None if it ran eagerly);
+            ``print(step.tape.code)`` shows the straight-line Python the step runs.
     """
 
     def __init__(self, model, loss_fn, optimizer, *, replay: bool | str = "auto"):
@@ -92,6 +94,7 @@ class TrainStep:
         self.output: Any = None   # a Tensor (or whatever the model returns) after the first call
         self.replays = 0
         self.problem: str | None = None
+        self.tape: Tape | None = None
         self._tapes: dict = {}
         self._mutations = -1          # nn.module._mutations when the modules were last looked at
         self._recorded: list | None = None   # the modules' snapshot the tapes were recorded with
@@ -118,7 +121,9 @@ class TrainStep:
             tape = self._tapes.get(key)
             if tape.__class__ is Tape and tape.valid():
                 return self._replay(tape, x, y)
+            self.tape = None
             return self._record(key, x, y)
+        self.tape = None
         return self._step(*self._forward(x, y))
 
     def _forward(self, x, y):
@@ -174,6 +179,7 @@ class TrainStep:
                 for m in mods]
 
     def _replay(self, tape: Tape, x: Tensor, y: Tensor) -> Tensor:
+        self.tape = tape
         loss, out = tape.forward((x, y))
         opt = self.optimizer
         opt.zero_grad()
