@@ -362,36 +362,41 @@ def repeat_epoch(module: str, batch_size: int, seed: int = 0, subset: int | None
     for _ in range(warmup):
         mod.epoch(batch_size, seed, subset=subset)
     runs: list[tuple[float, float, float | None]] = []   # (seconds, accuracy, foreign load)
-
-    def noisy(load: float | None) -> bool:
-        return load is not None and load > noisy_above
-
-    while len(runs) < reps + max(0, redo_noisy):
-        if sum(1 for r in runs if not noisy(r[2])) >= reps:
-            break
+    while _wants_rep(runs, reps, redo_noisy, noisy_above):
         with LoadProbe() as probe:
             t, acc = mod.epoch(batch_size, seed, subset=subset)
         runs.append((t, acc, probe.foreign))
+    return {"module": module, "batch_size": batch_size, "subset": subset,
+            **_kept_reps(runs, reps, noisy_above), **_worker_info(mod)}
 
+
+def _noisy(load: float | None, noisy_above: float) -> bool:
+    return load is not None and load > noisy_above
+
+
+def _wants_rep(runs: list, reps: int, redo_noisy: int, noisy_above: float) -> bool:
+    """Whether to run another rep: fewer than ``reps`` quiet ones so far, and redos left."""
+    quiet = sum(1 for r in runs if not _noisy(r[2], noisy_above))
+    return quiet < reps and len(runs) < reps + max(0, redo_noisy)
+
+
+def _kept_reps(runs: list, reps: int, noisy_above: float) -> dict[str, list]:
+    """The ``reps`` quietest of ``runs`` ((seconds, accuracy, foreign load) each; quiet ones first, in run
+    order), and every run, as the result lists of ``repeat_epoch``."""
     def rank(i: int) -> tuple[int, float, int]:
         load = runs[i][2]
-        return (1, load, i) if noisy(load) else (0, 0.0, i)   # quiet first, in run order
+        return (1, load, i) if _noisy(load, noisy_above) else (0, 0.0, i)
 
     kept = sorted(sorted(range(len(runs)), key=rank)[:reps])
-    return {
-        "module": module,
-        "batch_size": batch_size,
-        "subset": subset,
-        "times": [runs[i][0] for i in kept],
-        "accuracy": [runs[i][1] for i in kept],
-        "foreign_load": [runs[i][2] for i in kept],
-        "all_times": [r[0] for r in runs],
-        "all_foreign_load": [r[2] for r in runs],
-        "peak_rss_mb": peak_rss_mb(),
-        "extra": mod.extra_info() if hasattr(mod, "extra_info") else {},
-        "blas": blas_info(),
-        "threads_env": os.environ.get("OMP_NUM_THREADS"),
-    }
+    return {"times": [runs[i][0] for i in kept], "accuracy": [runs[i][1] for i in kept],
+            "foreign_load": [runs[i][2] for i in kept], "all_times": [r[0] for r in runs],
+            "all_foreign_load": [r[2] for r in runs]}
+
+
+def _worker_info(mod) -> dict[str, Any]:
+    """What a worker reports besides its times: peak RSS, the module's ``extra_info()``, BLAS pools, threads."""
+    return {"peak_rss_mb": peak_rss_mb(), "extra": mod.extra_info() if hasattr(mod, "extra_info") else {},
+            "blas": blas_info(), "threads_env": os.environ.get("OMP_NUM_THREADS")}
 
 
 
@@ -467,9 +472,7 @@ def _epoch_server(args_json: str) -> None:
         with LoadProbe() as probe:
             t, acc = run()
         print(RESULT_MARKER + json.dumps([t, acc, probe.foreign]), flush=True)
-    print(RESULT_MARKER + json.dumps({
-        "peak_rss_mb": peak_rss_mb(), "blas": blas_info(), "threads_env": os.environ.get("OMP_NUM_THREADS"),
-        "extra": mod.extra_info() if hasattr(mod, "extra_info") else {}}), flush=True)
+    print(RESULT_MARKER + json.dumps(_worker_info(mod)), flush=True)
 
 
 def interleaved_epochs(modules: dict[str, str], batch_size: int, seed: int = 0, subset: int | None = None,
@@ -495,12 +498,8 @@ def interleaved_epochs(modules: dict[str, str], batch_size: int, seed: int = 0, 
             except Exception as exc:      # one broken competitor is a row, not a crash
                 out[name] = {"error": str(exc)}
 
-        def noisy(load: float | None) -> bool:
-            return load is not None and load > noisy_above
-
         def wanted(name: str) -> bool:
-            r = runs[name]
-            return sum(1 for x in r if not noisy(x[2])) < reps and len(r) < reps + max(0, redo_noisy)
+            return _wants_rep(runs[name], reps, redo_noisy, noisy_above)
 
         names = list(workers)
         round_no = 0
@@ -521,18 +520,8 @@ def interleaved_epochs(modules: dict[str, str], batch_size: int, seed: int = 0, 
                     on_rep(name, runs[name][-1][0])
             round_no += 1
         for name in names:
-            r = runs[name]
-
-            def rank(i: int, r=r) -> tuple[int, float, int]:
-                load = r[i][2]
-                return (1, load, i) if noisy(load) else (0, 0.0, i)   # quiet first, in run order
-
-            kept = sorted(sorted(range(len(r)), key=rank)[:reps])
-            info = workers.pop(name).close()
             out[name] = {"module": modules[name], "batch_size": batch_size, "subset": subset,
-                         "times": [r[i][0] for i in kept], "accuracy": [r[i][1] for i in kept],
-                         "foreign_load": [r[i][2] for i in kept], "all_times": [x[0] for x in r],
-                         "all_foreign_load": [x[2] for x in r], **info}
+                         **_kept_reps(runs[name], reps, noisy_above), **workers.pop(name).close()}
     finally:
         for w in workers.values():
             w.kill()
