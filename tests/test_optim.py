@@ -146,6 +146,41 @@ def test_sgd_updates_large_parameters_piece_by_piece_as_torch(kwargs):
                                        err_msg=f"param {i} after step {step + 1}")
 
 
+def _sgd_by_the_formula(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+                        maximize=False):
+    """One step of SGD's docstring formula in plain NumPy with Python floats; returns (p, buf)."""
+    g = -g if maximize else g
+    if weight_decay:
+        g = g + weight_decay * p
+    if momentum:
+        buf = g.copy() if buf is None else buf * momentum + (g if dampening == 0 else g * (1.0 - dampening))
+        g = g + buf * momentum if nesterov else buf
+    return p + g * -lr, buf
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64], ids=["f16", "f32", "f64"])
+@pytest.mark.parametrize("kwargs", [kw for name, kw in CONFIGS if name == "SGD"], ids=str)
+def test_sgd_is_its_formula_bit_for_bit(kwargs, dtype):
+    """SGD's in-place, piece-by-piece update (factors as 0-d arrays of the parameter's dtype, views kept
+    between steps) computes exactly the numbers of its formula written with Python floats, in every float
+    dtype, also after ``p.data`` of a small and of a large parameter is replaced between steps."""
+    shapes = [(300, 250), (7,), ()]
+    ps = cr_params(make_arrays(dtype, shapes=shapes))
+    ref = [p.data.copy() for p in ps]
+    bufs: list = [None] * len(ps)
+    full = {"lr": 1e-3, **kwargs}
+    opt = SGD(ps, **kwargs)
+    for step, grads in enumerate(grad_sequence(6, dtype, shapes=shapes)):
+        if step == 3:
+            ps[0].data, ps[1].data = ps[0].data.copy(), ps[1].data.copy()
+        set_grads(ps, grads)
+        opt.step()
+        for i, g in enumerate(grads):
+            ref[i], bufs[i] = _sgd_by_the_formula(ref[i], g, bufs[i], **full)
+            assert ps[i].data.dtype == dtype
+            np.testing.assert_array_equal(ps[i].data, ref[i], err_msg=f"param {i} after step {step + 1}")
+
+
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
 def test_param_groups_with_different_options_match_torch(name):
     ours_cls, torch_cls = OPTIMIZERS[name]
