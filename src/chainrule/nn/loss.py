@@ -19,6 +19,7 @@ Class weights and ``pos_weight`` are constants: no gradient flows into them.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -417,6 +418,14 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_av
 _max, _min, _sum = np.maximum.reduce, np.minimum.reduce, np.add.reduce
 
 
+@functools.lru_cache(maxsize=16)
+def _arange(n: int) -> np.ndarray:
+    """``np.arange(n)``, made once per batch size (read-only: the losses share it)."""
+    rows = np.arange(n)
+    rows.flags.writeable = False
+    return rows
+
+
 def _to_rows(a: np.ndarray) -> np.ndarray:
     """(C,) -> (1, C); (N, C) as is; (N, C, d1, ...) -> (N d1 ..., C): one row of class scores per sample."""
     if a.ndim == 1:
@@ -472,9 +481,10 @@ class _ClassTargets:
             raise ValueError(f"{name}: expected target of shape {expected} for input of shape "
                              f"{tuple(x.shape)} (classes on dim {0 if x.ndim == 1 else 1}), "
                              f"got {tuple(t.shape)}")
-        y = t.reshape(-1).astype(np.int64, copy=False)
+        y = t if t.ndim == 1 and t.dtype == np.int64 else t.reshape(-1).astype(np.int64, copy=False)
         valid = None  # None: every row counts (no ignored targets), the common case
-        if not (y.size and 0 <= _min(y) and _max(y) < C and not 0 <= ignore_index < C):
+        # One reduction checks 0 <= y < C: seen as unsigned, a negative index is above 2**63.
+        if not (y.size and _max(y.view(np.uint64)) < C and not 0 <= ignore_index < C):
             valid = y != ignore_index
             bad = valid & ((y < 0) | (y >= C))
             if bad.any():
@@ -561,7 +571,7 @@ class CrossEntropyFunction(Function):
         e /= s
         self.p = e  # softmax, saved for backward
         lse = (m + np.log(s))[:, 0]  # log sum_c e^(x_ic)
-        self.rows = rows = np.arange(len(ct.y))
+        self.rows = rows = _arange(len(ct.y))
         nll = lse - xr[rows, ct.y]  # -log p_y
         if ct.weighted or not ct.all_valid:
             nll *= ct.wy  # -w_y log p_y
@@ -572,7 +582,8 @@ class CrossEntropyFunction(Function):
             loss = (1 - eps) * nll + (eps / ct.C) * smooth
         else:
             loss = nll
-        loss = loss.astype(x.dtype, copy=False)
+        if loss.dtype != x.dtype:
+            loss = loss.astype(x.dtype)
         if self.reduction == "mean":
             self.denom = ct.weight_sum
             if self.denom:
@@ -606,7 +617,9 @@ class CrossEntropyFunction(Function):
             if eps:
                 grad -= np.outer(coef * ct.valid * (eps / ct.C), ct.w)
             grad = ct.zero_ignored(grad)
-        return _from_rows(grad.astype(self.p.dtype, copy=False), self.inputs[0].data.shape), None
+        if grad.dtype != self.p.dtype:
+            grad = grad.astype(self.p.dtype)
+        return _from_rows(grad, self.inputs[0].data.shape), None
 
     def backward(self, g):
         # Differentiable form: recompute p = softmax(x) with ops, the rest are constants.
