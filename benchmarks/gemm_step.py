@@ -4,7 +4,11 @@
 weight-gradient products (the first layer needs no input gradient).  Each library runs in its own
 process with the same thread count; each product is the median of 300 calls after a warm-up.
 
-Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/gemm_step.py [--threads 2]``
+With ``--layout`` it times NumPy alone, in two layouts of the weights: torch's, ``W`` (out, in) C-ordered,
+as chainrule stores it, and ``W^T`` C-ordered (``W`` Fortran-ordered), where the weight gradient comes out in
+the weight's order when computed as ``(x^T g)^T``.  Same products, same numbers; only OpenBLAS's speed differs.
+
+Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/gemm_step.py [--threads 2] [--layout]``
 """
 
 from __future__ import annotations
@@ -31,9 +35,23 @@ def _operands(batch: int):
     return [(x, W1.T), (h1, W2.T), (h2, W3.T), (g3.T, h2), (g3, W3), (g2.T, h1), (g2, W2), (g2.T, x)]
 
 
-def measure(lib: str, batch: int, threads: int) -> list[float]:
-    """Median µs of each product in this process."""
+def _operands_transposed(batch: int):
+    """The same eight products with every weight stored as W^T (C-ordered): ``x @ Wt``, ``(h^T g)^T``, ``g @ Wt^T``."""
     prods = _operands(batch)
+    out = []
+    for name, (a, b) in zip(NAMES, prods):
+        if "W" in name and "^T" in name:         # forward: x @ W^T = x @ Wt, Wt C-ordered
+            out.append((a, np.ascontiguousarray(b)))
+        elif "^T" in name:                      # weight gradient g^T h = (h^T g)^T: compute h^T g
+            out.append((b.T, a.T))
+        else:                                   # input gradient g @ W, W = Wt^T (Fortran-ordered)
+            out.append((a, np.asfortranarray(b)))
+    return out
+
+
+def measure(lib: str, batch: int, threads: int) -> list[float]:
+    """Median µs of each product in this process (``numpy-wt``: NumPy with the weights stored transposed)."""
+    prods = _operands_transposed(batch) if lib == "numpy-wt" else _operands(batch)
     if lib == "torch":
         import torch
 
@@ -64,6 +82,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batches", default="32,128,1024")
+    ap.add_argument("--layout", action="store_true", help="NumPy alone, weights as W and as W^T")
     ap.add_argument("--worker", nargs=2, metavar=("LIB", "BATCH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -75,7 +94,7 @@ def main() -> None:
     print("| batch | library | " + " | ".join(NAMES) + " | total |")
     print("|---:|---|" + "---:|" * (len(NAMES) + 1))
     for batch in map(int, args.batches.split(",")):
-        for lib in ("numpy", "torch"):
+        for lib in (("numpy", "numpy-wt") if args.layout else ("numpy", "torch")):
             proc = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--worker", lib,
                                    str(batch)], env=env, capture_output=True, text=True)
             if proc.returncode:
