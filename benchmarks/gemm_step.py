@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 NAMES = ["x W1^T", "h1 W2^T", "h2 W3^T", "g3^T h2", "g3 W3", "g2^T h1", "g2 W2", "g2^T x"]
+KINDS = ["forward"] * 3 + ["weight grad", "input grad"] * 2 + ["weight grad"]   # what each product is
 
 
 def _operands(batch: int):
@@ -39,12 +40,12 @@ def _operands_transposed(batch: int):
     """The same eight products with every weight stored as W^T (C-ordered): ``x @ Wt``, ``(h^T g)^T``, ``g @ Wt^T``."""
     prods = _operands(batch)
     out = []
-    for name, (a, b) in zip(NAMES, prods):
-        if "W" in name and "^T" in name:         # forward: x @ W^T = x @ Wt, Wt C-ordered
+    for kind, (a, b) in zip(KINDS, prods):
+        if kind == "forward":                   # x @ W^T = x @ Wt, Wt C-ordered
             out.append((a, np.ascontiguousarray(b)))
-        elif "^T" in name:                      # weight gradient g^T h = (h^T g)^T: compute h^T g
+        elif kind == "weight grad":             # g^T h = (h^T g)^T: compute h^T g
             out.append((b.T, a.T))
-        else:                                   # input gradient g @ W, W = Wt^T (Fortran-ordered)
+        else:                                   # input grad: g @ W, W = Wt^T (Fortran-ordered)
             out.append((a, np.asfortranarray(b)))
     return out
 

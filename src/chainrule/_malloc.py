@@ -18,8 +18,11 @@ soon freed memory goes back to the operating system.  ``import chainrule`` calls
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+
+import numpy as np
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -64,14 +67,10 @@ def empty(shape, dtype, *, like=None, shift: int = 0):
     offset of ``a`` plus ``shift`` bytes (a buffer that is read together with ``a``).  The array is a view of a
     buffer one page larger; arrays under ``STAGGER_MIN_BYTES`` are plain ``np.empty``.
     """
-    import numpy as np
-
     global _next_slot
     dt = np.dtype(dtype)
     shape = tuple(shape)
-    nbytes = dt.itemsize
-    for d in shape:
-        nbytes *= d
+    nbytes = dt.itemsize * math.prod(shape)
     if nbytes < STAGGER_MIN_BYTES:
         return np.empty(shape, dt)
     if like is None:
