@@ -163,22 +163,40 @@ def _sgd_by_the_formula(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay
 def test_sgd_is_its_formula_bit_for_bit(kwargs, dtype):
     """SGD's in-place, piece-by-piece update (factors as 0-d arrays of the parameter's dtype, views kept
     between steps) computes exactly the numbers of its formula written with Python floats, in every float
-    dtype, also after ``p.data`` of a small and of a large parameter is replaced between steps."""
+    dtype, also after what the kept views point to is replaced between steps: ``p.data`` of a small and of a
+    large parameter, a momentum buffer (its Tensor or its array), the whole state (``load_state_dict``), the
+    learning rate; and with a gradient that is not C-contiguous."""
     shapes = [(300, 250), (7,), ()]
     ps = cr_params(make_arrays(dtype, shapes=shapes))
     ref = [p.data.copy() for p in ps]
     bufs: list = [None] * len(ps)
     full = {"lr": 1e-3, **kwargs}
     opt = SGD(ps, **kwargs)
-    for step, grads in enumerate(grad_sequence(6, dtype, shapes=shapes)):
+    for step, grads in enumerate(grad_sequence(10, dtype, shapes=shapes)):
         if step == 3:
             ps[0].data, ps[1].data = ps[0].data.copy(), ps[1].data.copy()
+        if step == 4 and opt.state:
+            # new buffers with other values (halved), here and in the formula
+            half = np.asarray(0.5, dtype)
+            bufs[0], bufs[1] = bufs[0] * half, bufs[1] * half
+            opt.state[ps[0]]["momentum_buffer"] = cr.from_numpy(bufs[0].copy())
+            opt.state[ps[1]]["momentum_buffer"].data = bufs[1].copy()
+        if step == 5:
+            opt.load_state_dict(opt.state_dict())
+        if step == 6:
+            opt.param_groups[0]["lr"] = full["lr"] = 3e-4
         set_grads(ps, grads)
+        if step == 7:
+            ps[0].grad = cr.from_numpy(np.asfortranarray(grads[0]))
+            assert not ps[0].grad.data.flags.c_contiguous
         opt.step()
         for i, g in enumerate(grads):
             ref[i], bufs[i] = _sgd_by_the_formula(ref[i], g, bufs[i], **full)
             assert ps[i].data.dtype == dtype
             np.testing.assert_array_equal(ps[i].data, ref[i], err_msg=f"param {i} after step {step + 1}")
+            if bufs[i] is not None:
+                np.testing.assert_array_equal(opt.state[ps[i]]["momentum_buffer"].data, bufs[i],
+                                              err_msg=f"momentum buffer {i} after step {step + 1}")
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
