@@ -122,6 +122,26 @@ def test_shape_error_messages_name_op_and_shapes():
         cr.zeros(2, 3)[5]
 
 
+@pytest.mark.parametrize("requires_grad", [False, True], ids=["no_graph", "graph"])
+def test_indexing_by_an_array_with_and_without_a_graph(requires_grad):
+    """``x[idx]`` with a NumPy index array (the batch gather, ``X[idx]``) skips GetItem's bookkeeping when
+    there is no graph; both ways give NumPy's values and the same errors, naming the index and the shape."""
+    a = np.arange(24, dtype=np.float64).reshape(6, 4)
+    x = cr.tensor(a, requires_grad=requires_grad)
+    for idx in (np.array([5, 0, 0, -1]), np.array([2], dtype=np.uint8), np.array([True, False] * 3),
+                np.array(3), np.zeros(0, dtype=np.int64)):
+        got = x[idx]
+        np.testing.assert_array_equal(got.data, a[idx])
+        assert got.requires_grad is requires_grad
+    np.testing.assert_array_equal(cr.tensor(a[0])[np.array([3, 1])].data, a[0, [3, 1]])
+    with pytest.raises(IndexError, match=r"invalid for a tensor of shape \(6, 4\): index 6 is out of bounds"):
+        x[np.array([6, 0])]
+    with pytest.raises(IndexError, match="must be long, int or bool"):
+        x[np.array([0.0, 1.0])]
+    with pytest.raises(IndexError, match=r"shape \(6, 4\)"):
+        x[np.array([True, False])]
+
+
 def test_log_softmax_and_softmax_stable_for_huge_logits():
     x = cr.tensor([[1e4, 0.0, -1e4], [5000.0, 5000.0, 0.0]], requires_grad=True)
     ls = cr.log_softmax(x, dim=1)

@@ -444,6 +444,24 @@ def test_replay_true_replays_a_static_custom_module():
     assert stepped.step.replays == STEPS - 2
 
 
+class IndexesAndCastsItsInput(Static):
+    """Rows picked by an index array the module keeps, and casts: ops that skip ``Function.apply`` for
+    tensors without a graph outside a recording (``ops.getitem``, ``ops.cast``) must be logged inside one."""
+
+    ROWS = np.array([3, 0, 1, 2, 4, 6, 5, 7])
+
+    def forward(self, x):
+        x = x.double()[self.ROWS].float()
+        return self.b(cr.relu(self.a(x)))
+
+
+def test_replay_true_replays_indexing_and_casts_of_the_input():
+    _eager, stepped = _both(IndexesAndCastsItsInput, nn.CrossEntropyLoss, _sgd, _batches(STEPS, 5, sizes=(8,)),
+                            replay=True)
+    assert stepped.step.problem is None
+    assert stepped.step.replays == STEPS - 2
+
+
 # --------------------------------------------------------------------------------------------------
 # 5. replay=True still refuses what a log cannot stand for
 # --------------------------------------------------------------------------------------------------

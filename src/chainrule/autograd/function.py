@@ -276,6 +276,9 @@ _rebind_seq = -1
 # Called as hook(x) by every write into a tensor's array through chainrule (in-place ops, x[i] = v,
 # fill_) while ``autograd.replay`` records, None otherwise: a replay could not repeat such a write.
 _write_hook = None
+# True while ``autograd.replay`` records: every op must then go through ``Function.apply`` (which the log
+# wraps), so shortcuts that skip it for tensors without a graph (``ops.getitem``, ``ops.cast``) are off.
+_recording = False
 
 
 def _record(fn, tensors, out):

@@ -357,13 +357,13 @@ class _Recording:
         Function.apply = classmethod(logged_apply)  # type: ignore[method-assign, assignment]
         Function.apply_scalar = classmethod(logged_apply_scalar)  # type: ignore[method-assign, assignment]
         _fn._write_hook = logged_write
-        _Recording._active = True
+        _fn._recording = _Recording._active = True
         return log
 
     def __exit__(self, *exc):
         Function.apply, Function.apply_scalar = self._saved  # type: ignore[method-assign]
         _fn._write_hook = None
-        _Recording._active = False
+        _fn._recording = _Recording._active = False
         return False
 
 
