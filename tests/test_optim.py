@@ -158,40 +158,80 @@ def _sgd_by_the_formula(p, g, buf, lr, momentum=0.0, dampening=0.0, weight_decay
     return p + g * -lr, buf
 
 
+def _back_to_back(arrays):
+    """Parameters holding copies of ``arrays`` that lie back to back in memory, as ``nn.Linear`` makes them."""
+    from chainrule import _malloc
+    ps = []
+    for a in arrays:
+        d = _malloc.param_empty(a.shape, a.dtype)
+        d[...] = a
+        ps.append(cr.nn.Parameter(d))
+    assert _malloc.runs([p.data for p in ps]) == [(0, len(ps))]
+    return ps
+
+
+def _run_sizes(opt):
+    runs, _singles = opt._plan(opt.param_groups[0])
+    return sorted(len(r.params) for r in runs)
+
+
+@pytest.mark.parametrize("layout", ["separate", "back_to_back"])
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64], ids=["f16", "f32", "f64"])
 @pytest.mark.parametrize("kwargs", [kw for name, kw in CONFIGS if name == "SGD"], ids=str)
-def test_sgd_is_its_formula_bit_for_bit(kwargs, dtype):
+def test_sgd_is_its_formula_bit_for_bit(kwargs, dtype, layout):
     """SGD's in-place, piece-by-piece update (factors as 0-d arrays of the parameter's dtype, views kept
-    between steps) computes exactly the numbers of its formula written with Python floats, in every float
-    dtype, also after what the kept views point to is replaced between steps: ``p.data`` of a small and of a
-    large parameter, a momentum buffer (its Tensor or its array), the whole state (``load_state_dict``), the
-    learning rate; and with a gradient that is not C-contiguous."""
-    shapes = [(300, 250), (7,), ()]
-    ps = cr_params(make_arrays(dtype, shapes=shapes))
+    between steps, parameters back to back in memory updated as one array) computes exactly the numbers of
+    its formula written with Python floats, in every float dtype, also after what the kept views point to
+    is replaced between steps: ``p.data`` of a small and of a large parameter, a momentum buffer (its Tensor
+    or its array), the whole state (``load_state_dict``), the learning rate; with gradients that are not
+    C-contiguous, and with a parameter that gets no gradient for a step."""
+    shapes = [(300, 250), (7,), (), (5, 3), (40,)]
+    arrays = make_arrays(dtype, shapes=shapes)
+    ps = cr_params(arrays) if layout == "separate" else _back_to_back(arrays)
+    fused = layout == "back_to_back" and kwargs.get("momentum") and not (
+        kwargs.get("nesterov") or kwargs.get("dampening") or kwargs.get("weight_decay") or kwargs.get("maximize"))
     ref = [p.data.copy() for p in ps]
     bufs: list = [None] * len(ps)
     full = {"lr": 1e-3, **kwargs}
     opt = SGD(ps, **kwargs)
+    one_by_one: list = []                                   # parameters updated on their own
+    update = opt._update
+    opt._update = lambda p, *args: (one_by_one.append(p), update(p, *args))
     for step, grads in enumerate(grad_sequence(10, dtype, shapes=shapes)):
+        one_by_one.clear()
         if step == 3:
-            ps[0].data, ps[1].data = ps[0].data.copy(), ps[1].data.copy()
+            ps[0].data, ps[2].data = ps[0].data.copy(), ps[2].data.copy()
         if step == 4 and opt.state:
             # new buffers with other values (halved), here and in the formula
             half = np.asarray(0.5, dtype)
-            bufs[0], bufs[1] = bufs[0] * half, bufs[1] * half
+            for i in (0, 1, 3):
+                bufs[i] = bufs[i] * half
             opt.state[ps[0]]["momentum_buffer"] = cr.from_numpy(bufs[0].copy())
             opt.state[ps[1]]["momentum_buffer"].data = bufs[1].copy()
+            opt.state[ps[3]]["momentum_buffer"].data[...] = bufs[3]
         if step == 5:
             opt.load_state_dict(opt.state_dict())
         if step == 6:
             opt.param_groups[0]["lr"] = full["lr"] = 3e-4
         set_grads(ps, grads)
         if step == 7:
-            ps[0].grad = cr.from_numpy(np.asfortranarray(grads[0]))
-            assert not ps[0].grad.data.flags.c_contiguous
+            for i in (0, 3):
+                ps[i].grad = cr.from_numpy(np.asfortranarray(grads[i]))
+                assert not ps[i].grad.data.flags.c_contiguous
+        if step == 8:
+            ps[4].grad = None
         opt.step()
+        if fused and step in (1, 3, 5):
+            # all five updated as one array; then (5, 3) and (40,), still back to back after the others were
+            # replaced, and again after loading (the loaded buffers laid out as the parameters)
+            assert _run_sizes(opt) == ([5] if step == 1 else [1, 1, 1, 2]), step
+        if fused and step in (2, 6):
+            assert one_by_one == []
+        if fused and step == 8:
+            assert one_by_one == [ps[3]]                    # its neighbour got no gradient
         for i, g in enumerate(grads):
-            ref[i], bufs[i] = _sgd_by_the_formula(ref[i], g, bufs[i], **full)
+            if ps[i].grad is not None:
+                ref[i], bufs[i] = _sgd_by_the_formula(ref[i], g, bufs[i], **full)
             assert ps[i].data.dtype == dtype
             np.testing.assert_array_equal(ps[i].data, ref[i], err_msg=f"param {i} after step {step + 1}")
             if bufs[i] is not None:
@@ -907,3 +947,31 @@ def test_parameters_and_optimizer_buffers_start_at_staggered_page_offsets():
     big = _malloc.empty((3, 5000), np.float64, like=weights[0], shift=512)
     assert big.shape == (3, 5000) and big.dtype == np.float64 and big.flags.c_contiguous
     assert _page_offset(big) == (_page_offset(weights[0]) + 512) % 4096
+
+
+def test_small_parameters_lie_back_to_back_and_runs_find_them():
+    """``nn.Linear`` carves parameters up to ``_malloc.ARENA_MAX`` bytes one after another, on 64-byte
+    boundaries, from zeroed blocks; ``_malloc.runs`` finds ranges of arrays back to back (padding allowed only
+    inside those blocks) and ``_malloc.span`` the flat array a range covers."""
+    from chainrule import _malloc
+    model = cr.nn.Sequential(cr.nn.Linear(30, 7), cr.nn.ReLU(), cr.nn.Linear(7, 3))
+    arrays = [p.data for p in model.parameters()]
+    assert _malloc.runs(arrays) == [(0, 4)]
+    starts = [a.ctypes.data for a in arrays]
+    assert all(s % 64 == 0 for s in starts)
+    assert [b - a for a, b in zip(starts, starts[1:])] == [896, 64, 128]   # 840, 28 and 84 bytes, padded
+    flat = _malloc.span(arrays[0], arrays[-1])
+    assert flat.dtype == np.float32 and flat.size == (starts[-1] - starts[0]) // 4 + 3
+    np.testing.assert_array_equal(flat[224:231], arrays[1])
+    assert not flat[210:224].any() and not flat[231:240].any()      # the padding is zeros
+    assert _malloc.runs(arrays[::-1]) == [] and _malloc.runs(arrays[:1]) == []
+    # outside those blocks: back to back means no gap at all
+    owner = np.zeros(100, np.float32)
+    assert _malloc.runs([owner[0:10], owner[10:30].reshape(4, 5), owner[30:31]]) == [(0, 3)]
+    assert _malloc.runs([owner[0:10], owner[12:20]]) == []
+    assert _malloc.runs([owner[0:10], owner[10:20].view(np.int32)]) == []          # another dtype
+    assert _malloc.runs([owner[0:10], owner[10:30].reshape(5, 4).T]) == []         # not contiguous
+    assert _malloc.runs([owner[0:10], np.zeros(5, np.float32)]) == []              # another owner
+    assert _malloc.span(owner[0:10], np.zeros(5, np.float32)) is None
+    big = cr.nn.Linear(1024, 512).weight.data                        # 2 MiB: an array of its own
+    assert _malloc.root(big).nbytes == big.nbytes + 4096            # (a page more, to stagger it)

@@ -51,11 +51,11 @@ class Linear(Module):
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         dt = _dtypes.as_dtype(dtype) or _dtypes.get_default_dtype()
-        # Staggered within a page, so the weights, their gradients and optimizer buffers don't alias
-        # (``chainrule._malloc.empty``).
-        self.weight = Parameter(_malloc.empty((self.out_features, self.in_features), dt))
+        # Back to back with the other small parameters made before and after it, so that the optimizer can
+        # update them as one array; large ones staggered within a page (``chainrule._malloc.param_empty``).
+        self.weight = Parameter(_malloc.param_empty((self.out_features, self.in_features), dt))
         if bias:
-            self.bias = Parameter(_malloc.empty((self.out_features,), dt))
+            self.bias = Parameter(_malloc.param_empty((self.out_features,), dt))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters()
