@@ -975,3 +975,28 @@ def test_small_parameters_lie_back_to_back_and_runs_find_them():
     assert _malloc.span(owner[0:10], np.zeros(5, np.float32)) is None
     big = cr.nn.Linear(1024, 512).weight.data                        # 2 MiB: an array of its own
     assert _malloc.root(big).nbytes == big.nbytes + 4096            # (a page more, to stagger it)
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copied_sgd_with_its_parameters_trains_as_the_original(how):
+    """A copy of parameters back to back and their SGD (mid-run, with update plans made) goes on exactly as
+    the original: the plans are views of the original's memory and are not copied."""
+    import copy
+    import pickle
+    model = cr.nn.Sequential(cr.nn.Linear(300, 250), cr.nn.ReLU(), cr.nn.Linear(250, 3))
+    opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    grads = grad_sequence(6, np.float32, shapes=[p.shape for p in model.parameters()])
+
+    def step(m, o, gs):
+        set_grads(list(m.parameters()), gs)
+        o.step()
+
+    for gs in grads[:3]:
+        step(model, opt, gs)
+    twin = copy.deepcopy((model, opt)) if how == "deepcopy" else pickle.loads(pickle.dumps((model, opt)))
+    for gs in grads[3:]:
+        step(model, opt, gs)
+        step(*twin, gs)
+    for p, q in zip(model.parameters(), twin[0].parameters(), strict=True):
+        assert not np.shares_memory(p.data, q.data)
+        np.testing.assert_array_equal(p.data, q.data)

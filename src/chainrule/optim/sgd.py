@@ -59,6 +59,13 @@ class SGD(Optimizer):
         self._reserved: dict = {}  # parameter -> the view its first momentum buffer is to be (see _plan)
         self._factor_cache: dict = {}   # the factors of the last steps, as 0-d arrays (see _factors)
 
+    def __getstate__(self):
+        # The plans hold views of the parameters' and buffers' memory: a copy (copy.deepcopy, pickle) makes
+        # its own from its own arrays.
+        state = self.__dict__.copy()
+        state.update(_views={}, _runs={}, _reserved={}, _factor_cache={})
+        return state
+
     def _check_options(self, options):
         _check_nonnegative(options, "lr", "momentum", "weight_decay")
         if options["nesterov"] and (_as_float("momentum", options["momentum"]) <= 0
