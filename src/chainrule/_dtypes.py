@@ -44,6 +44,8 @@ def as_dtype(dtype: Any) -> np.dtype: ...
 
 def as_dtype(dtype: Any) -> np.dtype | None:
     """Normalise a dtype given as a chainrule/NumPy dtype, a Python type or a name."""
+    if isinstance(dtype, np.dtype):
+        return dtype
     if dtype is None:
         return None
     if isinstance(dtype, str):
