@@ -75,6 +75,17 @@ def _unrebind(roots):
     return seen
 
 
+def _version_sum(ins) -> int:
+    """The sum of the inputs' version counters (``Function._vsum`` at record time), written out for two and
+    three (a list comprehension costs ~0.4 us a call here)."""
+    n = len(ins)
+    if n == 2:
+        return ins[0]._version + ins[1]._version
+    if n == 3:
+        return ins[0]._version + ins[1]._version + ins[2]._version
+    return sum([t._version for t in ins])
+
+
 def _check_versions(node) -> None:
     if node._dirty:
         raise RuntimeError(
@@ -151,7 +162,7 @@ def run_backward(roots, root_grads, retain_graph, create_graph, capture=None, ac
             vsum = node._vsum
             if vsum >= 0:
                 ins = node.inputs
-                if (ins[0]._version if len(ins) == 1 else sum([t._version for t in ins])) != vsum:
+                if (ins[0]._version if len(ins) == 1 else _version_sum(ins)) != vsum:
                     _check_versions(node)
             if node._dirty:
                 _check_versions(node)
