@@ -134,6 +134,8 @@ def test_indexing_by_an_array_with_and_without_a_graph(requires_grad):
         np.testing.assert_array_equal(got.data, a[idx])
         assert got.requires_grad is requires_grad
     np.testing.assert_array_equal(cr.tensor(a[0])[np.array([3, 1])].data, a[0, [3, 1]])
+    one = cr.tensor(a[0], requires_grad=requires_grad)[np.array(2)]       # a 0-d index picks one element
+    assert one.data.__class__ is np.ndarray and one.shape == () and one.item() == a[0, 2]
     with pytest.raises(IndexError, match=r"invalid for a tensor of shape \(6, 4\): index 6 is out of bounds"):
         x[np.array([6, 0])]
     with pytest.raises(IndexError, match="must be long, int or bool"):

@@ -1755,7 +1755,8 @@ def getitem(x, index):
         # array directly; GetItem's bookkeeping costs as much as the copy at batch 32.
         if index.dtype.kind == "f":
             raise IndexError("tensors used as indices must be long, int or bool tensors, got float")
-        return _make(_index_rows(x.data, index))
+        out = _index_rows(x.data, index)
+        return _make(out if out.__class__ is np.ndarray else np.asarray(out))   # x[np.array(2)] of a 1-D x
     idx, advanced = _index_array(index)
     return GetItem.apply(x, index=idx if len(idx) != 1 else idx[0], advanced=advanced)
 
@@ -2381,8 +2382,10 @@ def cast(x, dtype, copy=False):
     dtype = _dtypes.as_dtype(dtype)
     if x.data.dtype == dtype:
         return clone(x) if copy else x
-    if x.requires_grad and dtype.kind != "f" or not (x.requires_grad or _fnmod._recording):
-        return _make(x.data.astype(dtype))   # no graph: skip Cast's bookkeeping (``X[idx].float()``)
+    if not (x.requires_grad or _fnmod._recording):
+        return _make(x.data.astype(dtype))   # no graph to record: skip Cast's bookkeeping (``X[idx].float()``)
+    if x.requires_grad and dtype.kind != "f":
+        return _make(x.data.astype(dtype))   # an integer or bool result has no gradient (as torch)
     return Cast.apply(x, dtype=dtype)
 
 
