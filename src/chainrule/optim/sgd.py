@@ -278,11 +278,14 @@ class _Run:
     arrays) added piece by piece.  Padding between the parameters holds zeros in both flat arrays and stays
     zero (``0 * m + 0``; ``p + (-lr) * 0`` is ``p``)."""
 
-    __slots__ = ("params", "checks", "flat_b", "schedule", "stale")
+    __slots__ = ("params", "checks", "flat_b", "schedule", "split", "factors", "stale")
     params: tuple           # the parameters, in memory order
     checks: list            # (parameter, its array, its state, buffer Tensor, buffer array) as planned
     flat_b: np.ndarray      # the buffers' flat array
-    schedule: list          # per piece: (params, buffers, scratch, [(buffer piece, parameter k, slice of its grad)])
+    schedule: list          # per piece: (params, buffers, scratch, [(buffer piece, parameter k, slice of its
+                            # flattened gradient, or None: the whole gradient, the piece in its shape)])
+    split: tuple            # per parameter: cut into pieces (its gradient is flattened)
+    factors: tuple          # ((momentum, lr), their 0-d arrays) of the last step
     stale: list             # [True] once a run of the plan found something replaced
 
     @classmethod
@@ -308,11 +311,22 @@ class _Run:
         tmp = opt._scratch_for(first, min(CHUNK, flat_p.size))
         offsets = [(a.ctypes.data - first.ctypes.data) // a.itemsize for a in arrays]
         self.schedule = []
+        self.factors = (None, None)
+        split = set()                               # the parameters cut into pieces (their gradients flattened)
         for c0 in range(0, flat_p.size, CHUNK):
             c1 = min(c0 + CHUNK, flat_p.size)
-            adds = [(flat_b[max(o, c0):min(o + a.size, c1)], k, slice(max(o, c0) - o, min(o + a.size, c1) - o))
-                    for k, (o, a) in enumerate(zip(offsets, arrays)) if max(o, c0) < min(o + a.size, c1)]
+            adds = []
+            for k, (o, a) in enumerate(zip(offsets, arrays)):
+                lo, hi = max(o, c0), min(o + a.size, c1)
+                if lo >= hi:
+                    continue
+                if hi - lo == a.size:               # the whole gradient, in its own shape
+                    adds.append((flat_b[lo:hi].reshape(a.shape), k, None))
+                else:
+                    adds.append((flat_b[lo:hi], k, slice(lo - o, hi - o)))
+                    split.add(k)
             self.schedule.append((flat_p[c0:c1], flat_b[c0:c1], tmp[:c1 - c0], adds))
+        self.split = tuple(k in split for k in range(len(arrays)))
         return self
 
     def step(self, opt, lr: float, momentum: float, flush: bool) -> bool:
@@ -320,7 +334,7 @@ class _Run:
         array or buffer than the run was made with (then the plan is made again)."""
         state_of = opt.state
         grads = []
-        for p, a, st, b, bd in self.checks:
+        for (p, a, st, b, bd), split in zip(self.checks, self.split):
             grad = p.grad
             if grad is None:
                 return False
@@ -330,13 +344,16 @@ class _Run:
             g = grad.data
             if g.shape != a.shape:
                 raise RuntimeError(f"a parameter of shape {a.shape} has a gradient of shape {g.shape}")
-            grads.append(g.reshape(-1))       # a copy if g is not contiguous: the same numbers
-        m, neg_lr = opt._factors(self.flat_b.dtype, momentum, -lr)
+            grads.append(g.reshape(-1) if split else g)    # (a copy if g is not contiguous: the same numbers)
+        key, factors = self.factors
+        if key != (momentum, lr):
+            self.factors = key, factors = (momentum, lr), opt._factors(self.flat_b.dtype, momentum, -lr)
+        m, neg_lr = factors
         mul, add = np.multiply, np.add
         for pc, bc, t, adds in self.schedule:
             mul(bc, m, out=bc)
             for bb, k, sl in adds:
-                add(bb, grads[k][sl], out=bb)
+                add(bb, grads[k] if sl is None else grads[k][sl], out=bb)
             mul(bc, neg_lr, out=t)
             add(pc, t, out=pc)
         if flush:
