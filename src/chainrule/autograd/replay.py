@@ -37,6 +37,7 @@ import linecache
 
 import numpy as np
 
+from .._malloc import root
 from . import engine as _engine
 from . import function as _fn
 from .function import Function
@@ -314,13 +315,7 @@ def _same_memory(a: np.ndarray, b: np.ndarray) -> bool:
         return True
     if a.dtype != b.dtype or a.shape != b.shape or a.strides != b.strides or a.ctypes.data != b.ctypes.data:
         return False
-    return _root(a) is _root(b)
-
-
-def _root(a):
-    while isinstance(a.base, np.ndarray):
-        a = a.base
-    return a
+    return root(a) is root(b)
 
 
 class _Recording:
