@@ -188,8 +188,7 @@ def test_sgd_is_its_formula_bit_for_bit(kwargs, dtype, layout):
     shapes = [(300, 250), (7,), (), (5, 3), (40,)]
     arrays = make_arrays(dtype, shapes=shapes)
     ps = cr_params(arrays) if layout == "separate" else _back_to_back(arrays)
-    fused = layout == "back_to_back" and kwargs.get("momentum") and not (
-        kwargs.get("dampening") or kwargs.get("weight_decay") or kwargs.get("maximize"))
+    fused = layout == "back_to_back" and kwargs.get("momentum")
     ref = [p.data.copy() for p in ps]
     bufs: list = [None] * len(ps)
     full = {"lr": 1e-3, **kwargs}
