@@ -61,6 +61,7 @@ CONFIGS = [
     ("SGD", {"lr": 0.05, "momentum": 0.8, "weight_decay": 0.1, "dampening": 0.1}),
     ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01, "maximize": True}),
     ("SGD", {"lr": 0.05, "maximize": True}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "maximize": True}),
     ("Adam", {}),
     ("Adam", {"lr": 0.01, "weight_decay": 0.1}),
     ("Adam", {"lr": 0.01, "amsgrad": True}),
