@@ -15,6 +15,7 @@ import operator
 import numpy as np
 
 from . import function as _fn
+from .function import _version_sum
 
 _add = np.add
 _ndarray = np.ndarray
@@ -75,24 +76,13 @@ def _unrebind(roots):
     return seen
 
 
-def _version_sum(ins) -> int:
-    """The sum of the inputs' version counters (``Function._vsum`` at record time), written out for two and
-    three (a list comprehension costs ~0.4 us a call here)."""
-    n = len(ins)
-    if n == 2:
-        return ins[0]._version + ins[1]._version
-    if n == 3:
-        return ins[0]._version + ins[1]._version + ins[2]._version
-    return sum([t._version for t in ins])
-
-
 def _check_versions(node) -> None:
     if node._dirty:
         raise RuntimeError(
             f"{node.name}: its output, needed for the gradient, was modified by an in-place operation "
             "after it was computed; use the out-of-place form (e.g. x = x + 1 instead of x.add_(1))")
     vsum = node._vsum
-    if vsum >= 0 and vsum != sum([t._version for t in node.inputs]):
+    if vsum >= 0 and vsum != _version_sum(node.inputs):
         changed = [t for t in node.inputs if t._version]
         raise RuntimeError(
             f"{node.name}: one of the variables needed for gradient computation has been modified by an "

@@ -1674,6 +1674,11 @@ def moveaxis(x, source, destination):
     return permute(x, order)
 
 
+def _check_index_dtype(i: np.ndarray) -> None:
+    if i.dtype.kind == "f":
+        raise IndexError("tensors used as indices must be long, int or bool tensors, got float")
+
+
 def _index_array(index):
     """Normalise an index: Tensors and lists become arrays; says if it is 'advanced' (copying)."""
     if not isinstance(index, tuple):
@@ -1686,8 +1691,7 @@ def _index_array(index):
         if isinstance(i, list):
             i = np.asarray(i) if i else np.zeros(0, np.int64)  # x[[]] selects nothing (NumPy's [] is float)
         if isinstance(i, np.ndarray):
-            if i.dtype.kind == "f":
-                raise IndexError("tensors used as indices must be long, int or bool tensors, got float")
+            _check_index_dtype(i)
             advanced = True
         out.append(i)
     return tuple(out), advanced
@@ -1753,8 +1757,7 @@ def getitem(x, index):
     if index.__class__ is np.ndarray and not x.requires_grad and not _fnmod._recording:
         # Rows by an index array with no graph to record (a batch from a dataset, ``X[idx]``): index the
         # array directly; GetItem's bookkeeping costs as much as the copy at batch 32.
-        if index.dtype.kind == "f":
-            raise IndexError("tensors used as indices must be long, int or bool tensors, got float")
+        _check_index_dtype(index)
         out = _index_rows(x.data, index)
         return _make(out if out.__class__ is np.ndarray else np.asarray(out))   # x[np.array(2)] of a 1-D x
     idx, advanced = _index_array(index)

@@ -415,7 +415,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target, weight=None, size_av
 # ---------------------------------------------------------------------------------------------------
 # The ufuncs' own reductions: the same arithmetic as ``a.max()``/``a.sum()`` without the method wrappers
 # (a few microseconds per call, which add up on small batches).
-_max, _min, _sum = np.maximum.reduce, np.minimum.reduce, np.add.reduce
+_max, _sum = np.maximum.reduce, np.add.reduce
 
 
 @functools.lru_cache(maxsize=16)

@@ -194,11 +194,9 @@ class SGD(Optimizer):
     def _flat_views(self, arrays):
         """Views shaped as ``arrays`` (back to back in memory) of one zeroed array laid out as they are, half a
         page after them (as ``Optimizer._new_state`` places a buffer)."""
-        first, last = arrays[0], arrays[-1]
-        flat = _malloc.empty(((last.ctypes.data + last.nbytes - first.ctypes.data) // first.itemsize,), first.dtype,
-                             like=first, shift=2048)
+        offsets = _offsets(arrays)
+        flat = _malloc.empty((offsets[-1] + arrays[-1].size,), arrays[0].dtype, like=arrays[0], shift=2048)
         flat[...] = 0
-        offsets = [(a.ctypes.data - first.ctypes.data) // a.itemsize for a in arrays]
         return [flat[k:k + a.size].reshape(a.shape) for k, a in zip(offsets, arrays)]
 
     def _scratch_for(self, first, size: int):
@@ -311,7 +309,7 @@ class _Run:
         self.flat_b = flat_b
         self.stale = stale
         tmp = opt._scratch_for(first, min(CHUNK, flat_p.size))
-        offsets = [(a.ctypes.data - first.ctypes.data) // a.itemsize for a in arrays]
+        offsets = _offsets(arrays)
         self.schedule = []
         self.factors = (None, None)
         self.effective = None
@@ -419,6 +417,12 @@ class _Run:
             else:
                 mul(bc, neg_lr, out=t)
             add(pc, t, out=pc)
+
+
+def _offsets(arrays) -> list[int]:
+    """Where each of ``arrays`` (back to back in memory) starts, in elements from the first's start."""
+    start = arrays[0].ctypes.data
+    return [(a.ctypes.data - start) // a.itemsize for a in arrays]
 
 
 @functools.lru_cache(maxsize=64)
