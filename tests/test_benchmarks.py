@@ -111,3 +111,13 @@ def test_run_options_for_processes_and_order():
     for bad in (["--processes", "0"], ["--sequential", "--processes", "2"]):
         with pytest.raises(SystemExit):
             run.parse_args(bad)
+
+
+def test_floor_times_every_part_of_a_step():
+    """benchmarks/floor.py's worker runs the step's kernels (products in both layouts, elementwise work, the
+    flat SGD update) and reports each part in µs."""
+    floor = pytest.importorskip("floor")
+    r = floor.floor_step(32, reps=5)
+    assert r["batch"] == 32 and r["blas"]
+    for part in ("gemm_us", "elementwise_us", "optimizer_us"):
+        assert np.isfinite(r[part]) and 0 < r[part] < 1e6, (part, r[part])
