@@ -656,6 +656,31 @@ def test_flush_zeroes_only_values_below_the_margin():
     assert buf[0] == np.float32(0.9) and buf[1] == np.float32(np.float32(small[1]) * np.float32(0.9))
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("layout", ["pieces", "strided", "empty"])
+def test_flush_in_pieces_zeroes_exactly_the_small_values(dtype, layout):
+    """The flush works in FLUSH_CHUNK-sized pieces (a remainder included) or, for a non-contiguous buffer, on
+    the whole array: exactly the values below the margin become 0; NaN, Inf and everything else are kept."""
+    from chainrule.optim.optimizer import FLUSH_CHUNK
+
+    tiny = float(np.finfo(dtype).tiny)
+    rng = np.random.default_rng(0)
+    n = {"pieces": 2 * FLUSH_CHUNK + 123, "strided": 2 * 3001, "empty": 0}[layout]
+    pool = np.array([0.0, 1.0, -2.5, 1e-3, FLUSH_MARGIN * tiny, -FLUSH_MARGIN * tiny, FLUSH_MARGIN * tiny / 2,
+                     -3 * tiny, tiny / 4, np.nan, np.inf, -np.inf], dtype=dtype)
+    values = rng.choice(pool, n).astype(dtype)
+    buf = values.copy()
+    target = buf[::2] if layout == "strided" else buf
+    expected = np.where(np.abs(target) < dtype(FLUSH_MARGIN * tiny), dtype(0), target)
+    opt = SGD([cr.tensor(np.zeros(1, dtype), requires_grad=True)], lr=0.1, momentum=0.9)
+    opt._flush_subnormals(target, 0.9)                       # step clock 0: a flushing step
+    np.testing.assert_array_equal(target, expected)
+    if layout == "strided":
+        np.testing.assert_array_equal(buf[1::2], values[1::2])   # the values between are not touched
+    assert layout == "empty" or np.any(expected == 0) and np.any(np.isnan(expected))
+
+
 # ---- learning-rate schedulers ------------------------------------------------------------------------
 def _pair(opt_name="SGD", groups=1, **kwargs):
     ours_cls, torch_cls = OPTIMIZERS[opt_name]

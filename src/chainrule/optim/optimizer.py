@@ -53,6 +53,8 @@ __all__ = ["Optimizer", "flatten_state_dict", "unflatten_state_dict"]
 FLUSH_MARGIN = 64.0
 #: Flush at least this often, whatever the decay rate.
 MAX_FLUSH_INTERVAL = 1024
+#: Elements per piece of a flush (256 KiB of float32: the piece and its scratch stay in L2).
+FLUSH_CHUNK = 65536
 #: Where each optimizer buffer starts relative to its parameter, in quarter-pages (``Optimizer._new_state``):
 #: the buffers one update reads together sit at different offsets.
 _STATE_SLOTS = {"exp_avg": 1, "square_avg": 1, "momentum_buffer": 2, "exp_avg_sq": 2, "sum": 2,
@@ -293,12 +295,23 @@ class Optimizer:
             return
         if buf.dtype != np.float32 and buf.dtype != np.float64:   # float16 math runs in float32
             return
-        threshold = FLUSH_MARGIN * _TINY[buf.dtype]
-        magnitude = self._buffer(buf, "flush.abs")
-        small = self._buffer(buf, "flush.mask", np.bool_)
-        np.abs(buf, out=magnitude)
-        np.less(magnitude, threshold, out=small)
-        np.copyto(buf, 0, where=small)
+        threshold = buf.dtype.type(FLUSH_MARGIN * _TINY[buf.dtype])
+        # v * [|v| >= threshold] rather than a masked copy of zeros (NaN and Inf stay as they are, NaN * 0 being
+        # NaN; a flushed value becomes a zero of its own sign), in L2-sized pieces: on the MNIST MLP's momentum
+        # (269k values, 15 % of them zero) 235 -> 133 us a flush.
+        if not buf.flags.c_contiguous:        # the optimizers' buffers are; anything else is flushed whole
+            np.multiply(buf, np.abs(buf) >= threshold, out=buf)
+            return
+        flat = buf.reshape(-1)                # a view
+        n = min(flat.size, FLUSH_CHUNK)
+        magnitude = self._buffer(flat, "flush.abs", shape=(n,))
+        keep = self._buffer(flat, "flush.keep", np.bool_, shape=(n,))
+        for i in range(0, flat.size, n or 1):
+            v = flat[i:i + n]
+            m, k = (magnitude, keep) if v.size == n else (magnitude[:v.size], keep[:v.size])
+            np.abs(v, out=m)
+            np.greater_equal(m, threshold, out=k)
+            np.multiply(v, k, out=v)
 
     # ---- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
