@@ -24,24 +24,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
-from common import SIZES, blas_info, blas_summary, load_mnist, run_in_subprocess, train_order
+from common import SIZES, blas_info, blas_summary, load_mnist, run_in_subprocess, timeit, train_order
 
 F32 = np.float32
 TARGETS = {32: 0.75, 128: 0.75, 1024: 0.95}   # chainrule / torch, issue 6
 
 
-def _median_us(fn, reps: int = 300, warmup: int = 30) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e6
+def _median_us(fn, reps: int = 300) -> float:
+    return statistics.median(timeit(fn, reps, warmup=30)) * 1e6
 
 
 def floor_step(batch: int, reps: int = 300) -> dict:
