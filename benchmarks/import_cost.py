@@ -11,7 +11,12 @@ cumulative time of the module's own top-level line.  The baseline is the bare
 interpreter (``python -c pass``): ``run(None)`` or ``run("")``.
 
 The workers import from ``src/`` (PYTHONPATH), so ``run("chainrule")`` works
-from a checkout without installing it.
+from a checkout without installing it.  Every module is timed as a user's machine
+imports it, from its bytecode cache: numpy and torch come with theirs (pip compiles
+them at install time), and for a checkout the untimed first import writes it.  That
+is why the workers run without ``PYTHONDONTWRITEBYTECODE``: some machines here set
+it, and then every import of a checkout compiles its sources again (~50 ms of
+``import chainrule``).
 """
 
 from __future__ import annotations
@@ -43,11 +48,18 @@ _CHILD = (
 )
 
 
+def _env() -> dict[str, str]:
+    """The workers' environment: the harness's, with bytecode caching as Python's default (on)."""
+    env = child_env(None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def _one(module: str | None) -> tuple[float, float, float, int]:
     stmt = f"import {module}" if module else "pass"
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", _CHILD.format(stmt=stmt)],
-                          env=child_env(None), capture_output=True, text=True)
+                          env=_env(), capture_output=True, text=True)
     wall = time.perf_counter() - t0
     for line in proc.stdout.splitlines():
         if line.startswith("@@IMPORT@@"):
@@ -59,7 +71,7 @@ def _one(module: str | None) -> tuple[float, float, float, int]:
 def _importtime(module: str) -> float | None:
     """Cumulative µs -X importtime reports for ``module``'s own top-level import."""
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"],
-                          env=child_env(None), capture_output=True, text=True)
+                          env=_env(), capture_output=True, text=True)
     best = None
     for line in proc.stderr.splitlines():
         # "import time:      self [us] |  cumulative | imported package"
@@ -75,6 +87,7 @@ def _importtime(module: str) -> float | None:
 def run(module_name: str | None = None, reps: int = REPS) -> dict:
     """Median/min/max import seconds, process seconds and peak RSS (MiB) over ``reps`` fresh processes."""
     module = module_name or None
+    _one(module)                 # untimed: warms the disk cache and writes a missing bytecode cache
     samples = [_one(module) for _ in range(reps)]
     imp, wall, rss, nmods = zip(*samples, strict=True)
     return {

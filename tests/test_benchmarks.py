@@ -121,3 +121,14 @@ def test_floor_times_every_part_of_a_step():
     assert r["batch"] == 32 and r["blas"]
     for part in ("gemm_us", "elementwise_us", "optimizer_us"):
         assert np.isfinite(r[part]) and 0 < r[part] < 1e6, (part, r[part])
+
+
+def test_import_cost_times_imports_with_bytecode_caching_on(monkeypatch):
+    """Machines that set PYTHONDONTWRITEBYTECODE would charge a checkout's import for compiling its sources every
+    time; the import workers run without it, as a user's Python does, after an untimed first import."""
+    import_cost = pytest.importorskip("import_cost")
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    assert "PYTHONDONTWRITEBYTECODE" not in import_cost._env()
+    r = import_cost.run("json", reps=1)
+    assert r["module"] == "json" and r["reps"] == 1
+    assert 0 < r["import_s"]["median"] < 10 and r["peak_rss_mb"]["median"] > 1 and r["modules_loaded"] > 1
