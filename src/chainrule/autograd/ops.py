@@ -2385,10 +2385,10 @@ def cast(x, dtype, copy=False):
     dtype = _dtypes.as_dtype(dtype)
     if x.data.dtype == dtype:
         return clone(x) if copy else x
-    if not (x.requires_grad or _fnmod._recording):
-        return _make(x.data.astype(dtype))   # no graph to record: skip Cast's bookkeeping (``X[idx].float()``)
-    if x.requires_grad and dtype.kind != "f":
-        return _make(x.data.astype(dtype))   # an integer or bool result has no gradient (as torch)
+    if not (x.requires_grad or _fnmod._recording) or (x.requires_grad and dtype.kind != "f"):
+        # No graph to record (``X[idx].float()``: Cast's bookkeeping skipped), or an integer or bool result,
+        # which has no gradient (as torch).
+        return _make(x.data.astype(dtype))
     return Cast.apply(x, dtype=dtype)
 
 
