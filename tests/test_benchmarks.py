@@ -132,3 +132,20 @@ def test_import_cost_times_imports_with_bytecode_caching_on(monkeypatch):
     r = import_cost.run("json", reps=1)
     assert r["module"] == "json" and r["reps"] == 1
     assert 0 < r["import_s"]["median"] < 10 and r["peak_rss_mb"]["median"] > 1 and r["modules_loaded"] > 1
+
+
+@pytest.mark.parametrize("batch", [32, 64])
+def test_fresh_buffers_step_is_the_hand_step_with_new_arrays(batch):
+    """benchmarks/fresh_buffers.py's two variants do the same arithmetic (the weights agree bit for bit after every
+    epoch) and each step's time is reported in µs; at batch 64 the forward products take the plain layout."""
+    fresh_buffers = pytest.importorskip("fresh_buffers")
+    r = fresh_buffers.compare(batch, tuned=False, epochs=2, subset=20 * batch)
+    assert r["same_weights"] is True and r["blas"]
+    for k in ("preallocated", "fresh"):
+        assert 0 < r[k] < 1e6, (k, r[k])
+    assert r["ratio"] == pytest.approx(r["fresh"] / r["preallocated"])
+    # The weights really moved, so the comparison is not between two untouched copies.
+    from common import init_weights
+    p = fresh_buffers.mn.Params(0)
+    fresh_buffers.fresh_step(p, *fresh_buffers.load_mnist("train"), np.arange(batch))
+    assert not np.array_equal(p.W[0], init_weights(0)[0][0])
