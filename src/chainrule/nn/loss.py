@@ -584,14 +584,19 @@ class CrossEntropyFunction(Function):
             loss = nll
         if loss.dtype != x.dtype:
             loss = loss.astype(x.dtype)
+        return self._reduce(loss, ct, x.dtype)
+
+    def _reduce(self, loss, ct, dtype):
+        """The per-row losses ``loss`` reduced as ``self.reduction`` says ('mean': over sum_i w_{y_i}, kept as
+        ``self.denom`` for backward), as an array of ``dtype``."""
         if self.reduction == "mean":
             self.denom = ct.weight_sum
             if self.denom:
-                return np.asarray(loss.sum() / self.denom, dtype=x.dtype)
+                return np.asarray(loss.sum() / self.denom, dtype=dtype)
             with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: NaN, as torch
-                return np.asarray(loss.sum() / self.denom, dtype=x.dtype)
+                return np.asarray(loss.sum() / self.denom, dtype=dtype)
         if self.reduction == "sum":
-            return np.asarray(loss.sum(), dtype=x.dtype)
+            return np.asarray(loss.sum(), dtype=dtype)
         return loss.reshape(ct.shape)
 
     def _coef(self, g):
@@ -650,16 +655,9 @@ class NLLLossFunction(Function):
         self.ct = ct = _ClassTargets(x, t, w, self.ignore_index, "nll_loss")
         xr = _to_rows(x)
         loss = -xr[np.arange(len(ct.y)), ct.y] * ct.wy
-        if self.reduction == "mean":
-            self.denom = ct.weight_sum
-            if self.denom:
-                return np.asarray(loss.sum() / self.denom, dtype=x.dtype)
-            with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: NaN, as torch
-                return np.asarray(loss.sum() / self.denom, dtype=x.dtype)
-        if self.reduction == "sum":
-            return np.asarray(loss.sum(), dtype=x.dtype)
-        return loss.reshape(ct.shape)
+        return self._reduce(loss, ct, x.dtype)
 
+    _reduce = CrossEntropyFunction._reduce
     _coef = CrossEntropyFunction._coef
 
     def _pick(self, dtype):
